@@ -1,0 +1,1 @@
+"""Project code the DAGs use: plain, typed Python importable as ``include.*``."""

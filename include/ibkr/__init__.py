@@ -1,0 +1,1 @@
+"""IBKR Client Portal Web API: httpx client, pure response parsing, and the offline simulator."""
