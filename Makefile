@@ -1,0 +1,41 @@
+# Four commands: `make demo` (pipeline end to end, offline), `make test`, `make up` (Airflow UI,
+# MLflow UI and the simulator in the foreground), `make bench`. Each creates .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test up bench lint lock clean-local
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) (first run: ~2 min)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(PY) -m scripts.demo
+
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+up: $(STAMP)
+	@$(PY) -m scripts.up
+
+bench: $(STAMP)
+	@$(PY) -m bench
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+
+# Re-resolve the full lock from requirements*.txt in a scratch virtualenv.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	(echo "# Full lock: pip freeze of a clean install of requirements*.txt on Python 3.11 (regenerate with make lock)."; \
+	 .venv-lock/bin/pip freeze) > constraints.txt
+	rm -rf .venv-lock
+
+# Stops nothing: removes local state (embedded Postgres data, Airflow home, MLflow store).
+clean-local:
+	rm -rf .local

@@ -1,0 +1,45 @@
+"""IBKR market snapshots into ``raw.market_snapshots`` every 5 minutes while XNYS is open.
+
+Snapshots are de-duplicated on (symbol, gateway update time), so retries and overlapping runs
+never double-count. Emits the ``raw.market_snapshots`` asset.
+"""
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.assets import RAW_MARKET_SNAPSHOTS
+from include.timetables import ExchangeIntradayTimetable
+
+
+@dag(
+    schedule=ExchangeIntradayTimetable("XNYS", every=timedelta(minutes=5)),
+    start_date=datetime(2025, 1, 2),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=4),
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    tags=["ibkr", "ingestion"],
+    params={
+        "symbols": Param(None, type=["null", "array"], items={"type": "string"},
+                         description="Tickers to snapshot; empty = STOCK_SYMBOLS."),
+    },
+    doc_md=__doc__,
+)
+def ibkr_ingest_snapshots():
+    @task
+    def resolve_symbols() -> list[str]:
+        from include.marketdata.tasks import symbols_from_params
+
+        return symbols_from_params(get_current_context()["params"])
+
+    @task(pool="ibkr_api", outlets=[RAW_MARKET_SNAPSHOTS])
+    def fetch_snapshots(symbols: list[str]) -> dict:
+        from include.marketdata import tasks
+
+        return tasks.fetch_snapshots(symbols, get_current_context())
+
+    fetch_snapshots(resolve_symbols())
+
+
+ibkr_ingest_snapshots()

@@ -1,0 +1,114 @@
+"""Exchange calendar (holidays, early closes, session times) on top of ``exchange_calendars``.
+
+``exchange_calendars`` imports pandas and costs ~1.5 s, so it is imported on first use only: this
+module is safe to import at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+DEFAULT_EXCHANGE = "XNYS"
+# Calendars are built for this span; exchange_calendars' default (20 years back) is too short for
+# backfills and its default end (1 year ahead) is fine.
+_CALENDAR_START = "2000-01-03"
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(exchange: str) -> Any:
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar(exchange, start=_CALENDAR_START)
+
+
+def _utc(ts: Any) -> datetime:
+    return ts.to_pydatetime().astimezone(UTC)
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at!r}: pass a timezone-aware time")
+    return at
+
+
+@dataclass(frozen=True)
+class Session:
+    date: date
+    open: datetime  # UTC
+    close: datetime  # UTC
+
+    @property
+    def is_early_close(self) -> bool:
+        return (self.close - self.open) < timedelta(hours=6, minutes=30)
+
+
+@dataclass(frozen=True)
+class MarketCalendar:
+    """Sessions of one exchange. All datetimes in and out are timezone-aware (UTC out)."""
+
+    exchange: str = DEFAULT_EXCHANGE
+
+    @property
+    def _cal(self) -> Any:
+        return _calendar(self.exchange)
+
+    def is_session(self, day: date) -> bool:
+        return bool(self._cal.is_session(day.isoformat()))
+
+    def session(self, day: date) -> Session:
+        if not self.is_session(day):
+            raise ValueError(f"{day.isoformat()} is not a {self.exchange} trading session")
+        label = day.isoformat()
+        return Session(day, _utc(self._cal.session_open(label)), _utc(self._cal.session_close(label)))
+
+    def sessions_between(self, start: date, end: date) -> list[date]:
+        """Trading sessions in [start, end], both inclusive."""
+        if end < start:
+            return []
+        labels = self._cal.sessions_in_range(start.isoformat(), end.isoformat())
+        return [ts.date() for ts in labels]
+
+    def is_open(self, at: datetime) -> bool:
+        """True while the regular session is trading (honours holidays and early closes)."""
+        import pandas as pd
+
+        minute = pd.Timestamp(_aware(at)).tz_convert("UTC").floor("min")
+        return bool(self._cal.is_open_on_minute(minute, ignore_breaks=True))
+
+    def last_completed_session(self, at: datetime) -> date:
+        """The latest session whose close is at or before ``at``."""
+        _aware(at)
+        day = at.astimezone(UTC).date() + timedelta(days=1)
+        for _ in range(15):
+            if self.is_session(day) and self.session(day).close <= at:
+                return day
+            day -= timedelta(days=1)
+        raise ValueError(f"no completed {self.exchange} session in the 15 days before {at.isoformat()}")
+
+    def next_session(self, day: date) -> date:
+        """The first session strictly after ``day``."""
+        return self._cal.date_to_session((day + timedelta(days=1)).isoformat(), direction="next").date()
+
+    def previous_session(self, day: date) -> date:
+        """The last session strictly before ``day``."""
+        return self._cal.date_to_session((day - timedelta(days=1)).isoformat(), direction="previous").date()
+
+    def sessions_back(self, day: date, count: int) -> date:
+        """The session ``count`` sessions before ``day`` (``day`` itself must be a session)."""
+        if count <= 0:
+            return day
+        labels = self._cal.sessions_window(day.isoformat(), -(count + 1))
+        return labels[0].date()
+
+    def next_open(self, at: datetime) -> datetime:
+        return _utc(self._cal.next_open(_aware(at)))
+
+    def next_close(self, at: datetime) -> datetime:
+        return _utc(self._cal.next_close(_aware(at)))
+
+
+def default_calendar() -> MarketCalendar:
+    return MarketCalendar(DEFAULT_EXCHANGE)

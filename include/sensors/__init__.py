@@ -1,0 +1,1 @@
+"""Airflow sensors that gate trading and ingestion (gateway session, market hours)."""

@@ -1,0 +1,236 @@
+"""One frozen settings object for the whole project, built from env vars and Airflow connections.
+
+Env vars win; an Airflow connection fills what the environment leaves unset. Nothing falls back to
+a simulator or a default server silently: a missing gateway or database is a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+IBKR_CONN_ID = "ibkr_default"
+MARKET_DB_CONN_ID = "market_db"
+MLFLOW_CONN_ID = "mlflow_default"
+
+DEFAULT_SYMBOLS = ("TSLA", "NVDA")
+_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """Configuration is missing or invalid; the message says which variable to set."""
+
+
+def mask_url(url: str | None) -> str | None:
+    """Return ``url`` with any password replaced by ``***`` (for repr, logs and printed output)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true/false")
+
+
+def parse_symbols(raw: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Parse ``"TSLA, nvda"`` or a list into validated, upper-case, de-duplicated symbols."""
+    if raw is None:
+        return DEFAULT_SYMBOLS
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    symbols: list[str] = []
+    for item in items:
+        symbol = str(item).strip().upper()
+        if not symbol:
+            continue
+        if not _SYMBOL_RE.match(symbol):
+            raise SettingsError(f"invalid stock symbol {item!r} (expected a ticker like TSLA or BRK.B)")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise SettingsError("no stock symbols configured: set STOCK_SYMBOLS, e.g. STOCK_SYMBOLS=TSLA,NVDA")
+    return tuple(symbols)
+
+
+def normalize_pg_url(url: str) -> str:
+    """libpq accepts postgresql:// and postgres://; strip SQLAlchemy driver suffixes (+psycopg2)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.startswith("postgres"):
+        raise SettingsError(f"MARKET_DB_URL must be a postgresql:// URL, got {mask_url(url)!r}")
+    return "postgresql://" + rest
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. URLs that may hold credentials are masked in ``repr``."""
+
+    market_db_url: str | None = field(default=None, repr=False)
+    ibkr_gateway_url: str | None = None
+    ibkr_verify_ssl: bool = False
+    ibkr_account_id: str | None = None
+    ibkr_rate_per_sec: float = 10.0
+    ibkr_max_concurrent_history: int = 5
+    mlflow_tracking_uri: str | None = field(default=None, repr=False)
+    stock_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    debug_mode: bool = False
+    initial_history_sessions: int = 504
+    overlap_sessions: int = 5
+    exchange: str = "XNYS"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("market_db_url", "mlflow_tracking_uri"):
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def require_market_db_url(self) -> str:
+        if not self.market_db_url:
+            raise SettingsError(
+                "no market-data database configured: set MARKET_DB_URL (postgresql://...) "
+                f"or the Airflow connection {MARKET_DB_CONN_ID!r}"
+            )
+        return normalize_pg_url(self.market_db_url)
+
+    def require_gateway_url(self) -> str:
+        if not self.ibkr_gateway_url:
+            raise SettingsError(
+                "no IBKR gateway configured: set IBKR_GATEWAY_URL (e.g. https://localhost:5000/v1/api) "
+                f"or the Airflow connection {IBKR_CONN_ID!r}"
+            )
+        return self.ibkr_gateway_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def _int(name: str, default: int, minimum: int = 1) -> int:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not an integer") from None
+            if value < minimum:
+                raise SettingsError(f"{name}={value} must be >= {minimum}")
+            return value
+
+        def _float(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+        gateway = env.get("IBKR_GATEWAY_URL") or None
+        if gateway and not gateway.startswith(("http://", "https://")):
+            raise SettingsError(f"IBKR_GATEWAY_URL={gateway!r} must start with http:// or https://")
+        values: dict[str, Any] = {
+            "market_db_url": env.get("MARKET_DB_URL") or None,
+            "ibkr_gateway_url": gateway.rstrip("/") if gateway else None,
+            "ibkr_verify_ssl": parse_bool("IBKR_VERIFY_SSL", env.get("IBKR_VERIFY_SSL"), False),
+            "ibkr_account_id": env.get("IBKR_ACCOUNT_ID") or None,
+            "ibkr_rate_per_sec": _float("IBKR_RATE_PER_SEC", 10.0),
+            "ibkr_max_concurrent_history": _int("IBKR_MAX_CONCURRENT_HISTORY", 5),
+            "mlflow_tracking_uri": env.get("MLFLOW_TRACKING_URI") or None,
+            "stock_symbols": parse_symbols(env.get("STOCK_SYMBOLS")),
+            "debug_mode": parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False),
+            "initial_history_sessions": _int("INITIAL_HISTORY_SESSIONS", 504),
+            "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def gateway_url_from_connection(conn: Any) -> tuple[str, dict[str, Any]]:
+    """Build the API base URL from an Airflow HTTP connection (host may already be a full URL)."""
+    extra = conn.extra_dejson or {}
+    host = (conn.host or "").rstrip("/")
+    if "://" in host:
+        url = host
+    else:
+        scheme = conn.schema or ("https" if extra.get("tls", True) else "http")
+        port = f":{conn.port}" if conn.port else ""
+        url = f"{scheme}://{host}{port}"
+    base_path = extra.get("base_path", "/v1/api")
+    if not url.endswith(base_path):
+        url = url + base_path
+    return url, extra
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Env vars first; inside Airflow, unset values come from the project's connections."""
+    env = os.environ if environ is None else environ
+    settings = Settings.from_env(env)
+    overrides: dict[str, Any] = {}
+    if not env.get("STOCK_SYMBOLS"):
+        symbols = _airflow_variable("stock_symbols")
+        if symbols:
+            overrides["stock_symbols"] = parse_symbols(symbols)
+    if not settings.market_db_url:
+        conn = _airflow_connection(MARKET_DB_CONN_ID)
+        if conn is not None:
+            overrides["market_db_url"] = conn.get_uri()
+    if not settings.ibkr_gateway_url:
+        conn = _airflow_connection(IBKR_CONN_ID)
+        if conn is not None:
+            url, extra = gateway_url_from_connection(conn)
+            overrides["ibkr_gateway_url"] = url
+            if "verify_ssl" in extra:
+                overrides["ibkr_verify_ssl"] = bool(extra["verify_ssl"])
+            if extra.get("account_id") and not settings.ibkr_account_id:
+                overrides["ibkr_account_id"] = str(extra["account_id"])
+    if not settings.mlflow_tracking_uri:
+        conn = _airflow_connection(MLFLOW_CONN_ID)
+        if conn is not None and conn.host:
+            overrides["mlflow_tracking_uri"] = conn.host if "://" in conn.host else conn.get_uri()
+    if not overrides:
+        return settings
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _airflow_variable(key: str) -> str | None:
+    try:
+        from airflow.sdk import Variable
+    except ImportError:
+        return None
+    try:
+        return Variable.get(key, default=None)
+    except Exception:  # outside a task or without a metadata DB
+        return None
+
+
+def _airflow_connection(conn_id: str) -> Any | None:
+    """Look up an Airflow connection; None outside Airflow or when it is not defined."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # plain CLI/bench use without Airflow installed
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # not defined (AirflowNotFoundException) or no API server in this process
+        return None

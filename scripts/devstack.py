@@ -1,0 +1,241 @@
+"""The offline local stack behind ``make demo``/``make up``/``make test``.
+
+Embedded PostgreSQL (pgserver's binaries, listening on 127.0.0.1 TCP), the IBKR gateway simulator
+as a subprocess, and the environment that points Airflow at them. Anything already configured
+(``MARKET_DB_URL``, ``IBKR_GATEWAY_URL``) is used as is and never replaced by a local stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL = Path(os.environ.get("LOCAL_STACK_DIR", REPO / ".local"))
+PG_PORT = int(os.environ.get("EMBEDDED_PG_PORT", "54320"))
+SIM_PORT = int(os.environ.get("SIMULATOR_PORT", "5055"))
+MARKET_DB = "market"
+AIRFLOW_DB = "airflow"
+_PG_SYSTEM_USER = "pgserver"  # initdb refuses to run as root; pgserver runs postgres as this user
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL 16 cluster from the ``pgserver`` wheel, reachable over TCP (Cosmos and GX need TCP)."""
+
+    pgdata: Path
+    port: int = PG_PORT
+    started_here: bool = False
+
+    @property
+    def _user(self) -> str | None:
+        return _PG_SYSTEM_USER if os.geteuid() == 0 else None
+
+    def dsn(self, database: str = "postgres") -> str:
+        # A dummy password: Cosmos's profile mapping insists on one even with trust auth.
+        return f"postgresql://postgres:postgres@127.0.0.1:{self.port}/{database}"
+
+    def _initdb(self) -> None:
+        from pgserver import initdb
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self._user:
+            from pgserver._commands import POSTGRES_BIN_PATH
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists(self._user)
+            ensure_prefix_permissions(self.pgdata)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+            shutil.chown(self.pgdata, self._user, self._user)
+        initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.pgdata, user=self._user)
+
+    def start(self) -> EmbeddedPostgres:
+        if port_open(self.port):
+            if not (self.pgdata / "postmaster.pid").exists():
+                raise RuntimeError(f"port {self.port} is taken by another program; set EMBEDDED_PG_PORT")
+            return self  # already running from an earlier command
+        from pgserver import pg_ctl
+
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        log = self.pgdata / "server.log"
+        opts = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
+        pg_ctl(["-w", "-o", opts, "-l", str(log), "start"], pgdata=self.pgdata, user=self._user, timeout=60)
+        self.started_here = True
+        return self
+
+    def stop(self) -> None:
+        from pgserver import pg_ctl
+
+        if (self.pgdata / "postmaster.pid").exists():
+            pg_ctl(["-m", "fast", "-w", "stop"], pgdata=self.pgdata, user=self._user, timeout=60)
+
+    def ensure_database(self, name: str) -> str:
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.dsn(name)
+
+
+def embedded_postgres() -> EmbeddedPostgres:
+    return EmbeddedPostgres(LOCAL / "pgdata")
+
+
+def start_simulator(port: int = SIM_PORT, *extra_args: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m include.ibkr.simulator`` and wait until it answers."""
+    if port_open(port):
+        raise RuntimeError(f"port {port} is already in use; stop that program or set SIMULATOR_PORT")
+    log = open(LOCAL / "simulator.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "include.ibkr.simulator", "--host", "127.0.0.1", "--port", str(port),
+         *extra_args],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"simulator exited with {proc.returncode}; see {LOCAL / 'simulator.log'}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/sim/admin/state", timeout=1).raise_for_status()
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("simulator did not start within 30 s")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _jwt_secret() -> str:
+    path = LOCAL / "airflow" / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))  # 64 characters, as the API server requires
+    return path.read_text().strip()
+
+
+def gateway_connection_json(gateway_url: str) -> str:
+    """The gateway URL as an Airflow HTTP connection (scheme in ``schema``, API path in extra)."""
+    parts = urlsplit(gateway_url)
+    return json.dumps({
+        "conn_type": "http", "host": parts.hostname, "port": parts.port, "schema": parts.scheme,
+        "extra": {"base_path": parts.path or "/v1/api", "verify_ssl": False},
+    })
+
+
+def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None) -> dict[str, str]:
+    """Environment for every Airflow process of the local stack (demo, standalone, tests)."""
+    home = LOCAL / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW_CONN_MARKET_DB": market_db_url,
+        "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(gateway_url),
+        "MARKET_DB_URL": market_db_url,
+        "IBKR_GATEWAY_URL": gateway_url,
+        "PYTHONPATH": str(REPO),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+        os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or (metadata_url.replace("postgresql://", "postgresql+psycopg2://") if metadata_url else None)
+        or f"sqlite:///{home / 'airflow.db'}"
+    )
+    return env
+
+
+@dataclass
+class LocalStack:
+    """What ``start_stack`` started, so the caller stops exactly that and nothing else."""
+
+    market_db_url: str
+    gateway_url: str
+    env: dict[str, str]
+    postgres: EmbeddedPostgres | None = None
+    simulator: subprocess.Popen[bytes] | None = None
+
+    def describe(self) -> list[str]:
+        from include.settings import mask_url
+
+        pg = f"embedded PostgreSQL {self.postgres.pgdata}" if self.postgres else "external server"
+        gw = f"simulator (pid {self.simulator.pid})" if self.simulator else "external gateway"
+        return [
+            f"market data : {mask_url(self.market_db_url)}  [{pg}]",
+            f"IBKR gateway: {self.gateway_url}  [{gw}]",
+            f"Airflow home: {self.env['AIRFLOW_HOME']}",
+        ]
+
+    def stop(self) -> None:
+        stop_process(self.simulator)
+        if self.postgres is not None and self.postgres.started_here:
+            self.postgres.stop()
+
+
+def start_stack() -> LocalStack:
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    market_db_url = os.environ.get("MARKET_DB_URL")
+    gateway_url = os.environ.get("IBKR_GATEWAY_URL")
+    postgres = simulator = None
+    metadata_url = None
+    try:
+        if not market_db_url:
+            postgres = embedded_postgres().start()
+            market_db_url = postgres.ensure_database(MARKET_DB)
+            metadata_url = postgres.ensure_database(AIRFLOW_DB)
+        if not gateway_url:
+            simulator = start_simulator()
+            gateway_url = f"http://127.0.0.1:{SIM_PORT}/v1/api"
+    except BaseException:
+        stop_process(simulator)
+        if postgres is not None and postgres.started_here:
+            postgres.stop()
+        raise
+    env = airflow_env(market_db_url, gateway_url, metadata_url)
+    return LocalStack(market_db_url, gateway_url, env, postgres, simulator)

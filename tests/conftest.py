@@ -1,0 +1,138 @@
+"""Shared fixtures: an isolated Airflow home, a real PostgreSQL, and the IBKR gateway simulator.
+
+PostgreSQL: ``TEST_PG_ADMIN_URL`` (e.g. the machine's server on :5432) when set, else an embedded
+pgserver cluster started for the session. Each session works in a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration at import time, so isolate it before any test imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-" + "x" * 52,
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+)
+for _var in ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "STOCK_SYMBOLS", "IBKR_ACCOUNT_ID", "MLFLOW_TRACKING_URI"):
+    os.environ.pop(_var, None)  # tests set these explicitly; the developer's shell must not leak in
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_PG_ADMIN_URL")
+    if url:
+        yield url
+        return
+    from scripts.devstack import EmbeddedPostgres
+
+    pgdata = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))  # short path: unix socket names are limited
+    server = EmbeddedPostgres(pgdata, port=_free_port()).start()
+    try:
+        yield server.dsn()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def market_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A throw-away database for this test session, with the raw schema applied."""
+    import psycopg2
+
+    from include.marketdata import db
+
+    name = f"ibkr_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = pg_admin_url.rpartition("/")
+    url = f"{base}/{name}"
+    with db.connection(url) as conn:
+        db.ensure_schema(conn)
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def clean_db(market_db_url: str) -> str:
+    """The session database with every raw/staging table emptied."""
+    import psycopg2
+
+    with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "TRUNCATE raw.daily_bars, raw.market_snapshots, raw.contracts, raw.load_audit, staging.daily_bars"
+        )
+    return market_db_url
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[object]:
+    from include.ibkr.simulator.config import SimulatorConfig
+    from include.ibkr.simulator.server import SimulatorServer
+
+    with SimulatorServer(SimulatorConfig(fill_mode="immediate")) as sim:
+        yield sim
+
+
+@pytest.fixture
+def simulator(simulator_server: object) -> object:
+    """The session's simulator, reset to its start-up state (orders, faults, sessions, clock)."""
+    import httpx
+
+    httpx.post(f"{simulator_server.admin_url}/reset", timeout=5).raise_for_status()
+    return simulator_server
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (SQLite) with the project's pools."""
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    from scripts import airflow_objects
+
+    airflow_objects.apply()
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object) -> dict[str, str]:
+    """Point the project's settings at the test database and the simulator."""
+    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url, "IBKR_RATE_PER_SEC": "50"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

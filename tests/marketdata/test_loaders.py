@@ -1,0 +1,105 @@
+"""Loaders against a real PostgreSQL: COPY + upsert, idempotent re-runs, all-or-nothing batches."""
+
+from datetime import date, timedelta
+
+import psycopg2
+import pytest
+
+from include.ibkr.models import Bar
+from include.marketdata import db, loaders
+
+
+def _bars(symbol: str, start: date, n: int, conid: int = 1, bump: float = 0.0) -> list[Bar]:
+    out = []
+    for i in range(n):
+        px = 100.0 + i + bump
+        out.append(Bar(symbol, conid, start + timedelta(days=i), px, px + 2, px - 1, px + 0.5, 1_000_000.0 + i))
+    return out
+
+
+def _rows(dsn: str, sql: str, args=()):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def _load(dsn: str, run: str, batches: dict[str, list[Bar]]) -> dict[str, loaders.LoadResult]:
+    with db.connection(dsn) as conn:
+        for symbol, bars in batches.items():
+            loaders.stage_bars(conn, run, symbol, bars, "ibkr:test")
+        return {r.symbol: r for r in loaders.upsert_staged_bars(conn, run, list(batches))}
+
+
+def test_first_load_inserts_everything_exactly(clean_db):
+    res = _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 30), "NVDA": _bars("NVDA", date(2024, 1, 1), 10)})
+    assert (res["TSLA"].inserted, res["TSLA"].updated, res["TSLA"].unchanged) == (30, 0, 0)
+    assert res["NVDA"].inserted == 10
+    (o, h, l, c, v, src, run), = _rows(
+        clean_db, "SELECT open, high, low, close, volume, source, run_id FROM raw.daily_bars"
+        " WHERE symbol='TSLA' AND session_date='2024-01-03'")
+    assert (o, h, l, c, v) == (102.0, 104.0, 101.0, 102.5, 1_000_002.0)
+    assert (src, run) == ("ibkr:test", "r1")
+    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars") == [(0,)]
+
+
+def test_rerun_with_same_data_rewrites_nothing(clean_db):
+    bars = {"TSLA": _bars("TSLA", date(2024, 1, 1), 20)}
+    _load(clean_db, "r1", bars)
+    before = _rows(clean_db, "SELECT session_date, xmin::text, loaded_at FROM raw.daily_bars ORDER BY 1")
+    res = _load(clean_db, "r2", bars)
+    assert (res["TSLA"].inserted, res["TSLA"].updated, res["TSLA"].unchanged) == (0, 0, 20)
+    after = _rows(clean_db, "SELECT session_date, xmin::text, loaded_at FROM raw.daily_bars ORDER BY 1")
+    assert before == after  # same tuple versions: unchanged rows were not rewritten
+
+
+def test_corrected_bars_are_updated_and_new_ones_inserted(clean_db):
+    _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 10)})
+    corrected = _bars("TSLA", date(2024, 1, 1), 12)
+    corrected[3] = corrected[3]._replace(close=999.0, high=1001.0)
+    res = _load(clean_db, "r2", {"TSLA": corrected})["TSLA"]
+    assert (res.inserted, res.updated, res.unchanged) == (2, 1, 9)
+    assert _rows(clean_db, "SELECT close, run_id FROM raw.daily_bars WHERE session_date='2024-01-04'") == [(999.0, "r2")]
+
+
+def test_batch_missing_a_symbol_loads_nothing(clean_db):
+    with db.connection(clean_db) as conn:
+        loaders.stage_bars(conn, "r1", "TSLA", _bars("TSLA", date(2024, 1, 1), 5), "ibkr:test")
+        with pytest.raises(RuntimeError, match=r"no staged bars for \['NVDA'\]"):
+            loaders.upsert_staged_bars(conn, "r1", ["TSLA", "NVDA"])
+    assert _rows(clean_db, "SELECT count(*) FROM raw.daily_bars") == [(0,)]
+    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars WHERE run_id='r1'") == [(5,)]  # kept for retry
+
+
+def test_restaging_a_symbol_replaces_its_rows(clean_db):
+    with db.connection(clean_db) as conn:
+        loaders.stage_bars(conn, "r1", "TSLA", _bars("TSLA", date(2024, 1, 1), 5), "ibkr:test")
+        loaders.stage_bars(conn, "r1", "TSLA", _bars("TSLA", date(2024, 1, 1), 3, bump=1), "ibkr:test")
+        res = loaders.upsert_staged_bars(conn, "r1", ["TSLA"])
+    assert res[0].received == 3
+    assert _rows(clean_db, "SELECT min(open) FROM raw.daily_bars") == [(101.0,)]
+
+
+def test_non_finite_values_never_reach_the_database(clean_db):
+    bad = _bars("TSLA", date(2024, 1, 1), 3)
+    bad[1] = bad[1]._replace(close=float("nan"))
+    with db.connection(clean_db) as conn, pytest.raises(ValueError, match="non-finite"):
+        loaders.stage_bars(conn, "r1", "TSLA", bad, "ibkr:test")
+    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars") == [(0,)]
+
+
+def test_stage_refuses_bars_of_another_symbol(clean_db):
+    with db.connection(clean_db) as conn, pytest.raises(ValueError, match="other symbols"):
+        loaders.stage_bars(conn, "r1", "TSLA", _bars("NVDA", date(2024, 1, 1), 2), "ibkr:test")
+
+
+def test_audit_and_latest_sessions(clean_db):
+    _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 4)})
+    with db.connection(clean_db) as conn:
+        assert loaders.latest_sessions(conn, ["TSLA", "NVDA"]) == {"TSLA": date(2024, 1, 4)}
+    assert _rows(clean_db, "SELECT symbol, rows_received, rows_inserted FROM raw.load_audit") == [("TSLA", 4, 4)]
+
+
+def test_schema_setup_is_idempotent(clean_db):
+    with db.connection(clean_db) as conn:
+        db.ensure_schema(conn)
+        db.ensure_schema(conn)
