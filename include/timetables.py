@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.timetables.base import DagRunInfo, DataInterval, Timetable, TimeRestriction
+from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
 from include.marketdata.calendar import MarketCalendar
 
@@ -149,7 +149,9 @@ class ExchangeIntradayTimetable(Timetable):
         session = cal.session(end.astimezone(UTC).date())
         start = max(session.open, end - self.every)
         if end == session.close:
-            start = session.open + ((end - session.open - timedelta(microseconds=1)) // self.every) * self.every
+            start = (
+                session.open + ((end - session.open - timedelta(microseconds=1)) // self.every) * self.every
+            )
         return DataInterval(_dt(start), _dt(end))
 
     def infer_manual_data_interval(self, *, run_after: datetime) -> DataInterval:

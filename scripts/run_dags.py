@@ -32,7 +32,7 @@ def run(dag_ids: list[str]) -> int:
         return 1
     failed = 0
     for dag_id in dag_ids:
-        dag = bag.get_dag(dag_id)
+        dag = bag.dags.get(dag_id)
         if dag is None:
             print(f"unknown DAG {dag_id!r}; known: {sorted(bag.dag_ids)}", file=sys.stderr)
             return 1

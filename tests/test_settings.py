@@ -17,8 +17,13 @@ def test_defaults_are_conservative_and_need_explicit_endpoints():
 
 def test_env_values_are_parsed_and_frozen():
     s = Settings.from_env(
-        {"STOCK_SYMBOLS": " aapl, msft ,AAPL", "DEBUG_MODE": "yes", "IBKR_GATEWAY_URL": "https://gw:5000/v1/api/",
-         "MARKET_DB_URL": "postgresql+psycopg2://u:pw@db:5432/market", "IBKR_ACCOUNT_ID": "DU111"}
+        {
+            "STOCK_SYMBOLS": " aapl, msft ,AAPL",
+            "DEBUG_MODE": "yes",
+            "IBKR_GATEWAY_URL": "https://gw:5000/v1/api/",
+            "MARKET_DB_URL": "postgresql+psycopg2://u:pw@db:5432/market",
+            "IBKR_ACCOUNT_ID": "DU111",
+        }
     )
     assert s.stock_symbols == ("AAPL", "MSFT")
     assert s.debug_mode is True
@@ -29,8 +34,12 @@ def test_env_values_are_parsed_and_frozen():
 
 
 def test_secrets_are_masked_in_repr():
-    s = Settings.from_env({"MARKET_DB_URL": "postgresql://trader:hunter2@db/market",
-                           "MLFLOW_TRACKING_URI": "https://bob:s3cret@mlflow.example"})
+    s = Settings.from_env(
+        {
+            "MARKET_DB_URL": "postgresql://trader:hunter2@db/market",
+            "MLFLOW_TRACKING_URI": "https://bob:s3cret@mlflow.example",
+        }
+    )
     text = repr(s)
     assert "hunter2" not in text and "s3cret" not in text
     assert "trader:***@db" in text

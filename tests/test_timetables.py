@@ -16,8 +16,11 @@ def _runs(tt, start, end):
 
 
 def test_session_timetable_follows_the_exchange_calendar():
-    runs = _runs(ExchangeSessionTimetable(delay=timedelta(minutes=30)),
-                 pendulum.datetime(2024, 7, 1, tz="UTC"), pendulum.datetime(2024, 7, 8, 23, tz="UTC"))
+    runs = _runs(
+        ExchangeSessionTimetable(delay=timedelta(minutes=30)),
+        pendulum.datetime(2024, 7, 1, tz="UTC"),
+        pendulum.datetime(2024, 7, 8, 23, tz="UTC"),
+    )
     days = [r.data_interval.start.date().isoformat() for r in runs]
     assert days == ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05", "2024-07-08"]  # no July 4th
     early = runs[2]
@@ -38,11 +41,15 @@ def test_session_timetable_round_trips_serialization():
 
 
 def test_intraday_timetable_runs_only_while_open_and_stops_at_early_close():
-    runs = _runs(ExchangeIntradayTimetable(every=timedelta(minutes=5)),
-                 pendulum.datetime(2024, 11, 29, 17, 40, tz="UTC"), pendulum.datetime(2024, 12, 2, 14, 45, tz="UTC"))
+    runs = _runs(
+        ExchangeIntradayTimetable(every=timedelta(minutes=5)),
+        pendulum.datetime(2024, 11, 29, 17, 40, tz="UTC"),
+        pendulum.datetime(2024, 12, 2, 14, 45, tz="UTC"),
+    )
     ends = [r.run_after.isoformat() for r in runs]
     assert ends[:5] == [f"2024-11-29T17:{m}:00+00:00" for m in ("40", "45", "50", "55")] + [
-        "2024-11-29T18:00:00+00:00"]
+        "2024-11-29T18:00:00+00:00"
+    ]
     assert ends[5:] == ["2024-12-02T14:35:00+00:00", "2024-12-02T14:40:00+00:00", "2024-12-02T14:45:00+00:00"]
     assert all(r.data_interval.end - r.data_interval.start == timedelta(minutes=5) for r in runs)
 

@@ -34,7 +34,11 @@ def test_last_completed_session_and_navigation():
     assert CAL.previous_session(date(2024, 7, 5)) == date(2024, 7, 3)
     assert CAL.sessions_back(date(2024, 7, 5), 3) == date(2024, 7, 1)
     assert CAL.sessions_between(date(2024, 7, 1), date(2024, 7, 8)) == [
-        date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3), date(2024, 7, 5), date(2024, 7, 8)
+        date(2024, 7, 1),
+        date(2024, 7, 2),
+        date(2024, 7, 3),
+        date(2024, 7, 5),
+        date(2024, 7, 8),
     ]
 
 

@@ -13,7 +13,9 @@ def _bars(symbol: str, start: date, n: int, conid: int = 1, bump: float = 0.0) -
     out = []
     for i in range(n):
         px = 100.0 + i + bump
-        out.append(Bar(symbol, conid, start + timedelta(days=i), px, px + 2, px - 1, px + 0.5, 1_000_000.0 + i))
+        out.append(
+            Bar(symbol, conid, start + timedelta(days=i), px, px + 2, px - 1, px + 0.5, 1_000_000.0 + i)
+        )
     return out
 
 
@@ -31,13 +33,19 @@ def _load(dsn: str, run: str, batches: dict[str, list[Bar]]) -> dict[str, loader
 
 
 def test_first_load_inserts_everything_exactly(clean_db):
-    res = _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 30), "NVDA": _bars("NVDA", date(2024, 1, 1), 10)})
+    res = _load(
+        clean_db,
+        "r1",
+        {"TSLA": _bars("TSLA", date(2024, 1, 1), 30), "NVDA": _bars("NVDA", date(2024, 1, 1), 10)},
+    )
     assert (res["TSLA"].inserted, res["TSLA"].updated, res["TSLA"].unchanged) == (30, 0, 0)
     assert res["NVDA"].inserted == 10
-    (o, h, l, c, v, src, run), = _rows(
-        clean_db, "SELECT open, high, low, close, volume, source, run_id FROM raw.daily_bars"
-        " WHERE symbol='TSLA' AND session_date='2024-01-03'")
-    assert (o, h, l, c, v) == (102.0, 104.0, 101.0, 102.5, 1_000_002.0)
+    ((o, h, lo, c, v, src, run),) = _rows(
+        clean_db,
+        "SELECT open, high, low, close, volume, source, run_id FROM raw.daily_bars"
+        " WHERE symbol='TSLA' AND session_date='2024-01-03'",
+    )
+    assert (o, h, lo, c, v) == (102.0, 104.0, 101.0, 102.5, 1_000_002.0)
     assert (src, run) == ("ibkr:test", "r1")
     assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars") == [(0,)]
 
@@ -58,7 +66,9 @@ def test_corrected_bars_are_updated_and_new_ones_inserted(clean_db):
     corrected[3] = corrected[3]._replace(close=999.0, high=1001.0)
     res = _load(clean_db, "r2", {"TSLA": corrected})["TSLA"]
     assert (res.inserted, res.updated, res.unchanged) == (2, 1, 9)
-    assert _rows(clean_db, "SELECT close, run_id FROM raw.daily_bars WHERE session_date='2024-01-04'") == [(999.0, "r2")]
+    assert _rows(clean_db, "SELECT close, run_id FROM raw.daily_bars WHERE session_date='2024-01-04'") == [
+        (999.0, "r2")
+    ]
 
 
 def test_batch_missing_a_symbol_loads_nothing(clean_db):
@@ -67,7 +77,9 @@ def test_batch_missing_a_symbol_loads_nothing(clean_db):
         with pytest.raises(RuntimeError, match=r"no staged bars for \['NVDA'\]"):
             loaders.upsert_staged_bars(conn, "r1", ["TSLA", "NVDA"])
     assert _rows(clean_db, "SELECT count(*) FROM raw.daily_bars") == [(0,)]
-    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars WHERE run_id='r1'") == [(5,)]  # kept for retry
+    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars WHERE run_id='r1'") == [
+        (5,)
+    ]  # kept for retry
 
 
 def test_restaging_a_symbol_replaces_its_rows(clean_db):
@@ -96,7 +108,9 @@ def test_audit_and_latest_sessions(clean_db):
     _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 4)})
     with db.connection(clean_db) as conn:
         assert loaders.latest_sessions(conn, ["TSLA", "NVDA"]) == {"TSLA": date(2024, 1, 4)}
-    assert _rows(clean_db, "SELECT symbol, rows_received, rows_inserted FROM raw.load_audit") == [("TSLA", 4, 4)]
+    assert _rows(clean_db, "SELECT symbol, rows_received, rows_inserted FROM raw.load_audit") == [
+        ("TSLA", 4, 4)
+    ]
 
 
 def test_schema_setup_is_idempotent(clean_db):

@@ -1,0 +1,31 @@
+"""``make bench``: run every benchmark and print its figures.
+
+``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse.
+Sizes can be reduced for a quick look, e.g. ``BENCH_SYMBOLS=50 BENCH_YEARS=2 make bench``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from bench import concurrency, dag_parse, ingestion
+
+BENCHMARKS = {"dag_parse": dag_parse.main, "concurrency": concurrency.main, "ingestion": ingestion.main}
+
+
+def main(names: list[str]) -> int:
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names or list(BENCHMARKS):
+        print(f"\n### {name}", flush=True)
+        started = time.monotonic()
+        BENCHMARKS[name]()
+        print(f"({name} took {time.monotonic() - started:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""Shared benchmark plumbing: a scratch database and a simulator process on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from scripts.devstack import LOCAL, REPO, embedded_postgres
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def scratch_database(name: str = "bench") -> Iterator[str]:
+    """A fresh database on BENCH_PG_ADMIN_URL's server, else on the embedded PostgreSQL."""
+    import psycopg2
+
+    admin_url = os.environ.get("BENCH_PG_ADMIN_URL")
+    server = None
+    if not admin_url:
+        server = embedded_postgres().start()
+        admin_url = server.dsn()
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+        if server is not None and server.started_here:
+            server.stop()
+
+
+@contextmanager
+def simulator_process(*args: str) -> Iterator[tuple[str, str]]:
+    """Run the simulator in its own process (as a real gateway would be); yields (api, admin) URLs."""
+    port = free_port()
+    LOCAL.mkdir(exist_ok=True)
+    log = open(LOCAL / "bench-simulator.log", "wb")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen([sys.executable, "-m", "include.ibkr.simulator", "--port", str(port), *args],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    admin = f"http://127.0.0.1:{port}/sim/admin"
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(f"{admin}/state", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None:
+                    raise RuntimeError("simulator exited; see .local/bench-simulator.log") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/v1/api", admin
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
