@@ -86,6 +86,7 @@ class TradingMixin:
         payload = {**order.to_payload(), "acctId": acct}
         endpoint = f"/iserver/account/{acct}/orders"
         confirmed: list[str] = []
+        replies = 0
         # §8.1: place the next order only after the previous one is fully acknowledged.
         with self._order_lock:
             raw = self._request("POST", endpoint, json={"orders": [payload]}, idempotent=False)
@@ -97,14 +98,15 @@ class TradingMixin:
                         f"order not sent: IBKR asks for confirmation ({' | '.join(result.messages)}) and "
                         "confirm=False", endpoint=endpoint,
                     )  # fmt: skip
-                if len(confirmed) >= max_replies:
+                if replies >= max_replies:
                     raise E.OrderNotConfirmedError(
                         f"IBKR still asked questions after {max_replies} confirmations ({confirmed}); "
                         "order status unknown: check live orders by cOID", endpoint=endpoint,
                     )  # fmt: skip
                 log.info("confirming IBKR order question %s: %s", result.message_ids, result.messages)
-                confirmed.append(",".join(result.message_ids) or result.reply_id)
+                confirmed.extend(result.message_ids or [result.reply_id])
                 result = self.reply(result.reply_id, True)
+                replies += 1
         return result.model_copy(update={"coid": order.coid or result.coid, "questions_confirmed": confirmed})
 
     def reply(self, reply_id: str, confirmed: bool = True) -> OrderAck | OrderQuestion:

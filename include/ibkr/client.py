@@ -1,0 +1,268 @@
+"""Typed, thread-safe httpx client for the IBKR Client Portal Web API (CP Gateway): pacing, retries,
+typed errors and session priming. Parsing lives in ``parsing*``; this module only does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import threading
+import time as _time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from include.ibkr import errors as E
+from include.ibkr import parsing as P
+from include.ibkr import parsing_account as PA
+from include.ibkr.client_marketdata import DEFAULT_SNAPSHOT_FIELDS as DEFAULT_SNAPSHOT_FIELDS
+from include.ibkr.client_marketdata import MarketDataMixin
+from include.ibkr.client_trading import TradingMixin
+from include.ibkr.models import AuthStatus, BrokerageAccounts, Contract, TickleResponse
+from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter
+
+log = logging.getLogger("include.ibkr.client")
+
+_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+_RETRY_STATUS = (502, 503, 504)
+# Exceptions that prove the request never reached the gateway: safe to retry even for orders.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _should_retry(exc: BaseException, idempotent: bool) -> bool:
+    if isinstance(exc, E.RateLimitedError):
+        return True  # 429: the gateway refused the request before acting on it
+    if isinstance(exc, E.GatewayServerError):
+        # Never for orders: a 5xx may come after the order was accepted; the cOID plus the caller's
+        # reconciliation (live orders by cOID) decide, not a blind resubmission.
+        return idempotent and exc.status_code in _RETRY_STATUS
+    if isinstance(exc, E.GatewayUnreachableError):
+        # A read timeout on an order is ambiguous (it may have been placed): only retry unsent requests.
+        return idempotent or isinstance(exc.__cause__, _NOT_SENT)
+    return False
+
+
+class IBKRClient(MarketDataMixin, TradingMixin):
+    """One keep-alive ``httpx.Client`` shared by all threads; every call is paced by a ``RateLimiter``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = False,
+        timeout: float = 15.0,
+        account_id: str | None = None,
+        rate_per_sec: float | None = 10.0,
+        max_concurrent_history: int = 5,
+        endpoint_pacing: bool = True,
+        retries: int = 4,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it.
+        ssl_verify: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._http = httpx.Client(
+            base_url=self.base_url, verify=ssl_verify, timeout=timeout, transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            headers={"Accept": "application/json", "User-Agent": "ibkr-airflow-trading/1"},
+        )  # fmt: skip
+        self.limiter = RateLimiter(
+            rate_per_sec, max_concurrent_history=max_concurrent_history,
+            endpoint_limits=DEFAULT_ENDPOINT_LIMITS if endpoint_pacing else (),
+        )  # fmt: skip
+        self._retries, self._backoff_initial, self._backoff_max = retries, backoff_initial, backoff_max
+        self._configured_account = account_id
+        self._lock = threading.RLock()
+        self._order_lock = threading.Lock()
+        self._contracts: dict[str, Contract] = {}
+        self._accounts: BrokerageAccounts | None = None
+        self._server_name: str | None = None
+        self._portfolio_primed = False
+        self._live_orders_seen = False
+        self.primed = False  # True once /iserver/accounts answered in this client's session (§7.1)
+        self._counts = {"requests": 0, "retries": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IBKRClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        url = httpx.URL(self.base_url)
+        shown = url.copy_with(username=None, password=None) if url.userinfo else url
+        acct = self._configured_account
+        masked = f"{acct[:2]}***{acct[-2:]}" if acct else None
+        return f"IBKRClient(base_url={str(shown)!r}, account_id={masked!r})"
+
+    # ------------------------------------------------------------ request core
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None, idempotent: bool = True,
+    ) -> Any:  # fmt: skip
+        try:
+            return self._send_with_retries(method, path, params, json, idempotent)
+        except E.NotPrimedError:
+            if path == "/iserver/accounts":
+                raise
+            # §3.4: after the nightly reset /iserver/* answers 500 until /iserver/accounts is queried.
+            # The 500 means the request was not acted on, so one retry is safe even for orders.
+            log.warning(
+                "IBKR %s %s: session not primed; querying /iserver/accounts and retrying once", method, path
+            )
+            self.accounts()
+            return self._send_with_retries(method, path, params, json, idempotent)
+
+    def _send_with_retries(self, method: str, path: str, params: Any, json: Any, idempotent: bool) -> Any:
+        retryer = Retrying(
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_exponential_jitter(
+                initial=self._backoff_initial, max=self._backoff_max, jitter=self._backoff_initial
+            ),
+            retry=retry_if_exception(lambda exc: _should_retry(exc, idempotent)),
+            before_sleep=lambda state: self._log_retry(method, path, state),
+            reraise=True,
+        )
+        return retryer(self._send_once, method, path, params, json, idempotent)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for logs and benchmarks: HTTP requests sent, retries, limiter waits, history peak."""
+        with self._lock:
+            counts = dict(self._counts)
+        limiter = self.limiter
+        return {**counts, "waits": limiter.waits, "history_max_inflight": limiter.history_max_inflight}
+
+    def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
+        with self._lock:
+            self._counts["retries"] += 1
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "IBKR %s %s failed (%s: %s); retry %d/%d in %.2fs",
+            method, path, type(exc).__name__, exc, state.attempt_number, self._retries, wait,
+        )  # fmt: skip
+
+    def _send_once(self, method: str, path: str, params: Any, json: Any, idempotent: bool) -> Any:
+        url = f"{self.base_url}{path}"
+        with self.limiter.acquire(path):
+            with self._lock:
+                self._counts["requests"] += 1
+            try:
+                resp = self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                msg = None
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    msg = (
+                        f"no complete answer from the IBKR gateway at {url} ({reason}). The request may "
+                        "have reached IBKR: check live orders by cOID before resubmitting"
+                    )
+                raise E.GatewayUnreachableError(url, reason, message=msg, endpoint=path) from exc
+        if resp.status_code >= 400:
+            raise P.parse_error(resp.status_code, resp.text, path)
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise P.malformed(path, f"invalid JSON (HTTP {resp.status_code})", resp.text) from None
+
+    # ------------------------------------------------------------ session (§2, §7.1)
+    def auth_status(self) -> AuthStatus:
+        status = PA.parse_auth_status(self._request("POST", "/iserver/auth/status"))
+        if status.server_name:
+            self._server_name = status.server_name
+        return status
+
+    def tickle(self) -> TickleResponse:
+        return PA.parse_tickle(self._request("POST", "/tickle"))
+
+    def reauthenticate(self) -> Any:
+        return self._request("POST", "/iserver/reauthenticate")
+
+    def init_brokerage_session(self) -> AuthStatus:
+        payload = self._request("POST", "/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
+        return PA.parse_auth_status(payload, "/iserver/auth/ssodh/init")
+
+    def ensure_session(self, *, try_reauth: bool = True, reauth_wait_s: float = 2.0) -> AuthStatus:
+        """Check the brokerage session, start it once if needed, then prime it with /iserver/accounts."""
+        status = self.auth_status()  # 401 -> NotAuthenticatedError: a human must log in at the gateway
+        if status.competing:
+            # Do not take the session over automatically: that would log the trader out of TWS/mobile.
+            raise E.CompetingSessionError(endpoint="/iserver/auth/status")
+        if not (status.authenticated and status.connected) and try_reauth:
+            try:
+                self.init_brokerage_session()
+            except E.NotAuthenticatedError:
+                raise
+            except E.IBKRError as exc:
+                log.warning("ssodh/init failed (%s); trying /iserver/reauthenticate", exc)
+                self.reauthenticate()
+            _time.sleep(reauth_wait_s)  # the brokerage bridge takes a moment to come up
+            status = self.auth_status()
+            if status.competing:
+                raise E.CompetingSessionError(endpoint="/iserver/auth/status")
+        if not (status.authenticated and status.connected):
+            detail = f" (gateway says {status.message!r})" if status.message else ""
+            raise E.NoBridgeError(
+                f"{E.NoBridgeError.default_message}{detail}", endpoint="/iserver/auth/status", status_code=200
+            )
+        self.accounts()
+        return status
+
+    def accounts(self) -> BrokerageAccounts:
+        accounts = PA.parse_accounts(self._request("GET", "/iserver/accounts"))
+        with self._lock:
+            self._accounts = accounts
+            self.primed = True
+            self._server_name = accounts.server_name or self._server_name
+        return accounts
+
+    @property
+    def account_id(self) -> str:
+        if self._configured_account:
+            return self._configured_account
+        accounts = self._accounts or self.accounts()
+        acct = accounts.selected_account or (accounts.accounts[0] if accounts.accounts else None)
+        if not acct:
+            raise E.NoBridgeError(
+                "the gateway lists no brokerage accounts yet: finish logging in at the gateway"
+            )
+        return acct
+
+    @property
+    def server_name(self) -> str | None:
+        return self._server_name
+
+    # ------------------------------------------------------------ contracts (§4)
+    def resolve_contract(self, symbol: str) -> Contract:
+        sym = symbol.strip().upper()
+        if not _SYMBOL_RE.match(sym):
+            raise E.UnknownSymbolError(symbol, "not a valid ticker")
+        with self._lock:
+            if sym in self._contracts:
+                return self._contracts[sym]
+        try:
+            payload = self._request("GET", "/iserver/secdef/search", params={"symbol": sym, "secType": "STK"})
+            contract = PA.parse_secdef_search(payload, sym)
+        except (E.UnknownSymbolError, E.BadRequestError) as exc:
+            log.info("secdef/search has no STK hit for %s (%s); falling back to /trsrv/stocks", sym, exc)
+            contract = PA.parse_trsrv_stocks(
+                self._request("GET", "/trsrv/stocks", params={"symbols": sym}), sym
+            )
+        with self._lock:
+            return self._contracts.setdefault(sym, contract)
+
+    def resolve_contracts(self, symbols: Iterable[str]) -> dict[str, Contract]:
+        return {s.strip().upper(): self.resolve_contract(s) for s in symbols}

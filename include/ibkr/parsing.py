@@ -1,0 +1,324 @@
+"""Pure parsers from decoded Client Portal JSON to typed models (no I/O): errors, session, contracts,
+snapshots and history. Session/contract/portfolio and order parsers live in ``parsing_account`` and
+``parsing_orders``; every ``parse_*`` is also reachable here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from include.ibkr import errors as E
+from include.ibkr.models import Bar, Snapshot
+
+_DUPLICATE_RE = re.compile(r"Local order ID=(.*?) is already registered", re.IGNORECASE)
+_ORDER_ENDPOINT_RE = re.compile(r"^/iserver/(account/[^/]+/orders?(/|$)|reply/)")
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9}
+_PREFLIGHT_KEYS = frozenset({"conid", "conidEx", "_updated", "server_id", "6119"})
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MS_PER_DAY = 86_400_000
+_MAX_T_MS = 4_102_444_800_000  # 2100-01-01: anything later is a unit bug (seconds vs ms), not a bar
+# Sanity ceilings (not market limits): they also reject inf and oversized JSON ints before float().
+_MAX_PRICE = 1e9
+_MAX_LOTS = 1e13
+_NUM = (int, float)
+_DATE_CACHE: dict[int, date] = {}  # epoch day -> date; bounded by the 1970-2100 range of t
+_REEXPORTS = {
+    "include.ibkr.parsing_account": (
+        "parse_auth_status", "parse_tickle", "parse_accounts", "parse_secdef_search", "parse_trsrv_stocks",
+        "parse_positions", "parse_ledger", "parse_account_summary",
+    ),
+    "include.ibkr.parsing_orders": (
+        "parse_order_submission", "parse_live_orders", "parse_order_status", "parse_trades", "parse_cancel",
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-export so ``parsing.parse_x`` works for every parser; the sibling modules import the
+    # helpers below, so an eager import here would be a cycle.
+    for module_name, names in _REEXPORTS.items():
+        if name in names:
+            return getattr(importlib.import_module(module_name), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------- shared helpers
+def snippet(payload: Any, limit: int = 200) -> str:
+    text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def malformed(endpoint: str | None, what: str, payload: Any = None) -> E.MalformedResponseError:
+    body = snippet(payload) if payload is not None else None
+    tail = f"; response starts {body!r}" if body else ""
+    return E.MalformedResponseError(
+        f"unexpected response from {endpoint or 'the gateway'}: {what}{tail}", endpoint=endpoint, body=body
+    )
+
+
+def expect_dict(payload: Any, endpoint: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise malformed(endpoint, f"expected a JSON object, got {type(payload).__name__}", payload)
+    if "error" in payload:
+        raise parse_error(200, json.dumps(payload), endpoint)
+    return payload
+
+
+def expect_list(payload: Any, endpoint: str) -> list[Any]:
+    if isinstance(payload, dict) and "error" in payload:
+        raise parse_error(200, json.dumps(payload), endpoint)
+    if not isinstance(payload, list):
+        raise malformed(endpoint, f"expected a JSON array, got {type(payload).__name__}", payload)
+    return payload
+
+
+def to_float(value: Any, field: str, endpoint: str | None = None) -> float | None:
+    """JSON number or numeric string (with thousands separators) -> float; ''/None -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise malformed(endpoint, f"field {field!r} is a boolean, expected a number", value)
+    if isinstance(value, int | float):
+        result = float(value)
+    else:
+        try:
+            result = float(str(value).replace(",", "").strip())
+        except ValueError:
+            raise malformed(endpoint, f"field {field!r} is not numeric: {value!r}") from None
+    if not math.isfinite(result):
+        raise malformed(endpoint, f"field {field!r} is not finite: {value!r}")
+    return result
+
+
+def to_int(value: Any, field: str, endpoint: str | None = None) -> int | None:
+    """Integer or digit string (conid is a string in secdef/search, an int elsewhere, §10.9)."""
+    number = to_float(value, field, endpoint)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise malformed(endpoint, f"field {field!r} is not an integer: {value!r}")
+    return int(number)
+
+
+def to_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+# ---------------------------------------------------------------- errors (§3)
+def _error_text(body_text: str | None) -> str:
+    if not body_text:
+        return ""
+    try:
+        decoded = json.loads(body_text)
+    except ValueError:
+        return body_text.strip()[:300]
+    if isinstance(decoded, dict):
+        return str(decoded.get("error") or decoded.get("message") or body_text)[:300]
+    return body_text.strip()[:300]
+
+
+def parse_error(status_code: int, body_text: str | None, endpoint: str | None) -> E.IBKRError:
+    """Map an HTTP status plus an ``{"error": ...}`` body to the typed error (does not raise it)."""
+    text = _error_text(body_text)
+    low = text.lower()
+    ctx: dict[str, Any] = {"endpoint": endpoint, "status_code": status_code, "body": body_text}
+    said = f" (IBKR: {text!r})" if text else ""
+    if status_code == 401 or low in ("no session", "not authenticated"):
+        return E.NotAuthenticatedError(**ctx)  # §3.1: the 401 body is UNCONFIRMED, branch on status
+    if "no bridge" in low or "init session first" in low:
+        return E.NoBridgeError(**ctx)
+    if "please query /accounts first" in low:
+        return E.NotPrimedError(**ctx)
+    if low.startswith("no data"):
+        return E.NoDataError(**ctx)
+    if match := _DUPLICATE_RE.search(text):
+        return E.DuplicateOrderError(match.group(1).strip(), **ctx)
+    if "order not confirmed" in low or "reply id not found" in low:
+        return E.OrderNotConfirmedError(f"{E.OrderNotConfirmedError.default_message}{said}", **ctx)
+    if status_code == 429 or "too many" in low:
+        return E.RateLimitedError(f"{E.RateLimitedError.default_message}{said}", **ctx)
+    if status_code >= 500:
+        msg = f"HTTP {status_code}{said}: {E.GatewayServerError.default_message}"
+        return E.GatewayServerError(msg, **ctx)
+    if status_code == 404 and "access denied" in low:
+        # §1 IP allow-list: the gateway answers 404 "Access Denied" to callers outside ips.allow.
+        msg = "gateway refused this host (404 Access Denied): add its IP to ips.allow in conf.yaml"
+        return E.BadRequestError(msg, **ctx)
+    if endpoint and _ORDER_ENDPOINT_RE.match(endpoint):
+        return E.OrderRejectedError(f"order rejected by IBKR{said or ' (no reason given)'}", **ctx)
+    return E.BadRequestError(f"IBKR rejected the request (HTTP {status_code}){said}", **ctx)
+
+
+# ---------------------------------------------------------------- snapshot (§5)
+def parse_price(value: Any) -> tuple[float | None, str | None]:
+    """Snapshot price string -> (price, type); ``C`` = prior close, ``H`` = halted (§5 field 31)."""
+    if value is None or value == "":
+        return None, None
+    kind = "last"
+    if isinstance(value, str):
+        value = value.strip()
+        if value[:1] in ("C", "H"):
+            kind = "close" if value[0] == "C" else "halted"
+            value = value[1:]
+        value = value.rstrip("%")
+    return to_float(value, "price", "/iserver/marketdata/snapshot"), kind
+
+
+def parse_quantity_suffix(value: Any) -> float:
+    """``"12.3M"`` -> 12300000.0; K/M/B suffixes and thousands separators (§5 field 87)."""
+    endpoint = "/iserver/marketdata/snapshot"
+    mult = None
+    if isinstance(value, str):
+        value = value.replace(",", "").strip().upper()
+        mult = _SUFFIX.get(value[-1:])
+        if mult:
+            value = value[:-1]
+    number = to_float(value, "quantity", endpoint)
+    if number is None:
+        raise malformed(endpoint, "empty quantity")
+    # A suffixed figure is display-rounded anyway; round to whole shares to drop float noise.
+    return float(round(number * mult)) if mult else number
+
+
+def is_preflight(item: Mapping[str, Any]) -> bool:
+    """§5 pre-flight: the first request for a conid returns only identifiers, no data fields."""
+    return all(key in _PREFLIGHT_KEYS for key in item)
+
+
+def _qty(item: Mapping[str, Any], key: str, mult: float = 1.0) -> float | None:
+    raw = item.get(key)
+    return None if raw is None or raw == "" else parse_quantity_suffix(raw) * mult
+
+
+def parse_snapshot(
+    payload: Any,
+    symbols_by_conid: Mapping[int, str],
+    *,
+    size_multiplier: float = 100.0,
+    received_at: datetime | None = None,
+) -> list[Snapshot]:
+    """Populated items -> Snapshots; pre-flight items are skipped (the caller re-polls for them)."""
+    endpoint = "/iserver/marketdata/snapshot"
+    out: list[Snapshot] = []
+    for item in expect_list(payload, endpoint):
+        if not isinstance(item, dict) or "conid" not in item:
+            raise malformed(endpoint, "item without conid", item)
+        if is_preflight(item):
+            continue
+        conid = to_int(item["conid"], "conid", endpoint)
+        if conid is None:
+            raise malformed(endpoint, "item with an empty conid", item)
+        symbol = symbols_by_conid.get(conid) or to_str(item.get("55"))
+        if symbol is None:
+            raise malformed(endpoint, f"conid {conid} was not requested and has no symbol field", item)
+        updated = item.get("_updated")
+        captured = (
+            datetime.fromtimestamp(updated / 1000, tz=UTC)
+            if isinstance(updated, int | float) and not isinstance(updated, bool)
+            else received_at or datetime.now(UTC)
+        )
+        last, last_type = parse_price(item.get("31"))
+        volume = _qty(item, "7762")  # long form first; 87 is display-formatted ("12.3M")
+        if volume is None:
+            volume = _qty(item, "87")
+        out.append(Snapshot(
+            symbol=symbol, conid=conid, captured_at=captured, last=last, last_price_type=last_type,
+            bid=parse_price(item.get("84"))[0], ask=parse_price(item.get("86"))[0],
+            # §5: US-stock bid/ask sizes (88/85) are shown in round lots of 100 shares.
+            bid_size=_qty(item, "88", size_multiplier), ask_size=_qty(item, "85", size_multiplier),
+            last_size=_qty(item, "7059"), volume=volume,
+            day_high=parse_price(item.get("70"))[0], day_low=parse_price(item.get("71"))[0],
+            open=parse_price(item.get("7295"))[0], prior_close=parse_price(item.get("7741"))[0],
+            change=parse_price(item.get("82"))[0], change_pct=parse_price(item.get("83"))[0],
+            md_availability=to_str(item.get("6509")), server_id=to_str(item.get("server_id")),
+        ))  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------- history (§6.1)
+def _day(days: float) -> date:
+    day = _DATE_CACHE[days] = date.fromordinal(_EPOCH_ORDINAL + int(days))
+    return day
+
+
+def _bar_problem(row: Any) -> tuple[date | None, str]:
+    """Slow path: say precisely why a bar failed the fast check."""
+    if not isinstance(row, dict):
+        return None, f"bar is not an object: {snippet(row, 80)}"
+    t = row.get("t")
+    day = None
+    if isinstance(t, int | float) and not isinstance(t, bool) and 0 < t < _MAX_T_MS:
+        day = _day(t // _MS_PER_DAY)
+    else:
+        return None, f"timestamp t={t!r} is not epoch milliseconds"
+    for key in ("o", "h", "l", "c", "v"):
+        value = row.get(key)
+        if type(value) not in (int, float):
+            return day, f"{key}={value!r} is not a number"
+        if type(value) is float and not math.isfinite(value):
+            return day, f"{key}={value!r} is not finite"
+    o, h, l, c, v = (row[k] for k in ("o", "h", "l", "c", "v"))  # noqa: E741
+    if min(o, h, l, c) <= 0:
+        return day, f"non-positive price (o={o}, h={h}, l={l}, c={c})"
+    if h < l:
+        return day, f"high {h} < low {l}"
+    if h < max(o, c) or l > min(o, c):
+        return day, f"open/close outside the high-low range (o={o}, h={h}, l={l}, c={c})"
+    if v < 0:
+        return day, f"negative volume {v}"
+    return day, f"value above the sanity ceiling (prices < {_MAX_PRICE:g}, volume < {_MAX_LOTS:g} lots)"
+
+
+def parse_history(payload: Any, symbol: str, conid: int, *, volume_multiplier: float = 100.0) -> list[Bar]:
+    """Validate every bar and return them in payload order; one bad bar rejects the whole response."""
+    endpoint = "/iserver/marketdata/history"
+    if not isinstance(payload, dict):
+        raise malformed(endpoint, f"history for {symbol} is not a JSON object", payload)
+    if "error" in payload:
+        raise parse_error(200, json.dumps(payload), endpoint)
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise malformed(endpoint, f"history for {symbol} has no 'data' list", payload)
+    out: list[Bar] = []
+    append = out.append
+    seen: set[int] = set()
+    new = tuple.__new__
+    dates = _DATE_CACHE
+    whole = volume_multiplier != 1.0
+    for row in data:
+        # Fast path: one chained comparison rejects NaN (every comparison is false), inf, non-positive
+        # prices and broken ranges; strings/None raise TypeError; the type checks catch bools.
+        try:
+            t, o, h, l, c, v = row["t"], row["o"], row["h"], row["l"], row["c"], row["v"]  # noqa: E741
+            ok = (
+                0.0 < l <= o <= h < _MAX_PRICE and l <= c <= h and 0.0 <= v < _MAX_LOTS and 0 < t < _MAX_T_MS
+                and (type(v) is float or type(v) is int) and (type(t) is int or type(t) is float)
+            )  # fmt: skip
+            if ok and not (type(o) is type(h) is type(l) is type(c) is float):
+                ok = type(o) in _NUM and type(h) in _NUM and type(l) in _NUM and type(c) in _NUM
+                o, h, l, c = float(o), float(h), float(l), float(c)  # noqa: E741
+        except (TypeError, KeyError):
+            ok = False
+        if not ok:
+            day, reason = _bar_problem(row)
+            raise E.InvalidBarError(symbol, day, reason, endpoint=endpoint)
+        # Session date = UTC calendar date of t. Daily bars are stamped at 00:00 UTC (IBFIX: t =
+        # 2023-11-01T00:00Z, i.e. 20:00 New York the day before), 00:00 New York (04/05:00 UTC) or
+        # at the close (20/21:00 UTC): all fall on the session's UTC date, whereas a New York date
+        # would shift the 00:00 UTC stamp back a day.
+        days = t // _MS_PER_DAY
+        if days in seen:
+            raise E.InvalidBarError(symbol, _day(days), "duplicate date", endpoint=endpoint)
+        seen.add(days)
+        day = dates.get(days) or _day(days)
+        # §6.1: US-stock volume is in round lots (x100 shares) with up to 2 decimals, whatever
+        # volumeFactor says; rounding to whole shares drops the float noise of lots x 100.
+        vol = float(round(v * volume_multiplier)) if whole else v
+        append(new(Bar, (symbol, conid, day, o, h, l, c, vol)))
+    return out

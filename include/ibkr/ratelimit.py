@@ -1,0 +1,115 @@
+"""Thread-safe client-side pacing for the CP Gateway (§9): a gateway-wide rate, per-endpoint sliding
+windows and a cap on concurrent history requests. Callers sleep; nobody busy-waits.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+# §9 per-endpoint limits as (path regex, max requests, per seconds). Paths exclude the /v1/api prefix.
+DEFAULT_ENDPOINT_LIMITS: tuple[tuple[str, int, float], ...] = (
+    (r"^/iserver/marketdata/snapshot$", 10, 1.0),
+    (r"^/iserver/account/orders$", 1, 5.0),
+    (r"^/iserver/account/trades$", 1, 5.0),
+    (r"^/iserver/account/pnl/partitioned$", 1, 5.0),
+    (r"^/portfolio/(sub)?accounts$", 1, 5.0),
+    (r"^/iserver/scanner/params$", 1, 900.0),
+    (r"^/iserver/scanner/run$", 1, 1.0),
+    (r"^/fyi/", 1, 1.0),
+    (r"^/tickle$", 1, 1.0),
+    (r"^/sso/validate$", 1, 60.0),
+)
+HISTORY_PATH = re.compile(r"^/iserver/marketdata/history$")
+
+
+class _Window:
+    """Sliding-window log: at most ``limit`` requests in any ``period`` seconds."""
+
+    __slots__ = ("limit", "name", "period", "stamps")
+
+    def __init__(self, name: str, limit: int, period: float) -> None:
+        self.name, self.limit, self.period = name, limit, period
+        self.stamps: deque[float] = deque()
+
+    def delay(self, now: float) -> float:
+        while self.stamps and self.stamps[0] <= now - self.period:
+            self.stamps.popleft()
+        return 0.0 if len(self.stamps) < self.limit else self.stamps[0] + self.period - now
+
+
+class RateLimiter:
+    """``with limiter.acquire(path): ...`` blocks until the request may go out.
+
+    ``rate_per_sec`` None/0 disables the gateway-wide limit, ``endpoint_limits=()`` the per-endpoint
+    windows, ``max_concurrent_history`` None/0 the history cap. ``clock``/``sleep`` are injectable.
+    """
+
+    def __init__(
+        self,
+        rate_per_sec: float | None = 10.0,
+        *,
+        endpoint_limits: Sequence[tuple[str, int, float]] = DEFAULT_ENDPOINT_LIMITS,
+        max_concurrent_history: int | None = 5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._global: _Window | None = None
+        if rate_per_sec:
+            # A fractional rate r becomes n requests per n/r seconds (e.g. 0.5/s -> 1 per 2 s).
+            n = max(1, int(rate_per_sec))
+            self._global = _Window("gateway", n, n / rate_per_sec)
+        self._endpoints = [(re.compile(p), _Window(p, n, s)) for p, n, s in endpoint_limits]
+        self._history_cap = max_concurrent_history or None
+        self._history_cond = threading.Condition(self._lock)
+        self.history_inflight = 0
+        self.history_max_inflight = 0
+        self.waits = 0  # number of acquire() calls that had to block (rate or history cap)
+
+    def _windows(self, path: str) -> list[_Window]:
+        found = [w for rx, w in self._endpoints if rx.search(path)]
+        return [self._global, *found] if self._global else found
+
+    @contextmanager
+    def acquire(self, path: str) -> Iterator[None]:
+        is_history = self._history_cap is not None and HISTORY_PATH.search(path) is not None
+        waited = False
+        if is_history:
+            # Take the concurrency slot first so a queued history call does not burn a rate slot.
+            with self._history_cond:
+                while self.history_inflight >= self._history_cap:  # type: ignore[operator]
+                    waited = True
+                    self._history_cond.wait()
+                self.history_inflight += 1
+                self.history_max_inflight = max(self.history_max_inflight, self.history_inflight)
+        try:
+            waited = self._reserve(self._windows(path)) or waited
+            if waited:
+                with self._lock:
+                    self.waits += 1
+            yield
+        finally:
+            if is_history:
+                with self._history_cond:
+                    self.history_inflight -= 1
+                    self._history_cond.notify()
+
+    def _reserve(self, windows: list[_Window]) -> bool:
+        """Record one request in every window, sleeping (outside the lock) until all have room."""
+        waited = False
+        while True:
+            with self._lock:
+                now = self._clock()
+                delay = max((w.delay(now) for w in windows), default=0.0)
+                if delay <= 0:
+                    for w in windows:
+                        w.stamps.append(now)
+                    return waited
+            waited = True
+            self._sleep(delay)
