@@ -136,3 +136,33 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: Path) -> object:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+@pytest.fixture
+def run_dag(dagbag: object):
+    """Run a DAG with ``dag.test()``; returns (state, {task_id or task_id[map_index]: state}).
+
+    Retries are switched off so a failure shows at once instead of after the retry delay.
+    """
+
+    def _run(dag_id: str, conf: dict | None = None) -> tuple[str, dict[str, str]]:
+        dag = dagbag.dags[dag_id]
+        for task in dag.tasks:
+            task.retries = 0
+        dr = dag.test(run_conf=conf)
+        states = {}
+        for ti in dr.get_task_instances():
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
+            states[key] = str(getattr(ti.state, "value", ti.state))
+        return str(getattr(dr.state, "value", dr.state)), states
+
+    return _run
