@@ -132,7 +132,7 @@ def airflow_db() -> Path:
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object) -> dict[str, str]:
     """Point the project's settings at the test database and the simulator."""
-    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url, "IBKR_RATE_PER_SEC": "50"}
+    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -25,6 +25,9 @@ DEFAULT_ENDPOINT_LIMITS: tuple[tuple[str, int, float], ...] = (
     (r"^/sso/validate$", 1, 60.0),
 )
 HISTORY_PATH = re.compile(r"^/iserver/marketdata/history$")
+# The gateway counts requests when they arrive, we when they leave: without a guard, transit jitter
+# lets request n+1 land inside the gateway's window and draw a 429 (seen against the simulator).
+WINDOW_GUARD_S = 0.05
 
 
 class _Window:
@@ -57,6 +60,7 @@ class RateLimiter:
         max_concurrent_history: int | None = 5,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        guard_s: float = WINDOW_GUARD_S,
     ) -> None:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
@@ -64,8 +68,8 @@ class RateLimiter:
         if rate_per_sec:
             # A fractional rate r becomes n requests per n/r seconds (e.g. 0.5/s -> 1 per 2 s).
             n = max(1, int(rate_per_sec))
-            self._global = _Window("gateway", n, n / rate_per_sec)
-        self._endpoints = [(re.compile(p), _Window(p, n, s)) for p, n, s in endpoint_limits]
+            self._global = _Window("gateway", n, n / rate_per_sec + guard_s)
+        self._endpoints = [(re.compile(p), _Window(p, n, s + guard_s)) for p, n, s in endpoint_limits]
         self._history_cap = max_concurrent_history or None
         self._history_cond = threading.Condition(self._lock)
         self.history_inflight = 0

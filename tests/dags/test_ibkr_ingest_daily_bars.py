@@ -94,9 +94,7 @@ def test_malformed_bar_fails_naming_symbol_and_date_then_rerun_succeeds(run_dag,
     assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(DISTINCT symbol) FROM raw.daily_bars") == [(2,)]
 
 
-def test_persistent_gateway_errors_fail_the_task_with_the_reason(run_dag, stack_env, simulator, capfd,
-                                                                  monkeypatch):
-    monkeypatch.setenv("IBKR_RATE_PER_SEC", "100")
+def test_persistent_gateway_errors_fail_the_task_with_the_reason(run_dag, stack_env, simulator, capfd):
     httpx.post(f"{simulator.admin_url}/faults",
                json={"path": "/iserver/marketdata/history", "status": 503, "times": -1}).raise_for_status()
     state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA"], "initial_history_sessions": 10})
@@ -108,7 +106,7 @@ def test_persistent_gateway_errors_fail_the_task_with_the_reason(run_dag, stack_
 
 def test_logged_out_gateway_is_an_error_not_a_fallback(run_dag, stack_env, simulator, capfd):
     httpx.post(f"{simulator.admin_url}/session", json={"state": "logged_out"}).raise_for_status()
-    state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA"], "initial_history_sessions": 10})
+    state, _tasks = run_dag(DAG_ID, {"symbols": ["TSLA"], "initial_history_sessions": 10})
     assert state == "failed"
     assert "NotAuthenticatedError" in _output(capfd)
     assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(*) FROM raw.daily_bars") == [(0,)]

@@ -26,7 +26,7 @@ def test_snapshots_in_session_are_stored_once(run_dag, stack_env, simulator):
     rows = _rows(dsn, "SELECT symbol, captured_at, last, bid, ask, volume, last_price_type, source"
                       " FROM raw.market_snapshots ORDER BY symbol")
     assert [r[0] for r in rows] == ["NVDA", "TSLA"]
-    for symbol, captured_at, last, bid, ask, volume, kind, source in rows:
+    for _symbol, captured_at, last, bid, ask, volume, kind, source in rows:
         assert captured_at.isoformat() == "2025-01-10T15:00:00+00:00"
         assert bid < last < ask or bid <= last <= ask
         assert volume > 0 and kind == "last" and source == "ibkr:IBKR-SIM"

@@ -52,25 +52,25 @@ SECDEF = """[{"conid":"265598","companyHeader":"APPLE INC - NASDAQ","companyName
   "sections":[{"secType":"STK"},{"secType":"OPT","months":"OCT24;NOV24;...","exchange":"SMART;AMEX;..."}]}]"""
 SNAPSHOT_PREFLIGHT = """[{"conid":265598,"conidEx":"265598"},{"conid":8314,"conidEx":"8314"}]"""
 SNAPSHOT = """[{"31":"168.42","6119":"q1","6509":"RpB","7059":"100","84":"168.41","85":"600","86":"168.42","88":"1,300",
-  "_updated":1712596911593,"conid":265598,"conidEx":"265598","server_id":"q1"}]"""  # noqa: E501
+  "_updated":1712596911593,"conid":265598,"conidEx":"265598","server_id":"q1"}]"""
 HISTORY = """{"serverId":"195436","symbol":"AAPL","text":"APPLE INC","priceFactor":100,"startTime":"20231031-00:00:00",
  "high":"19293/6942998.04/1440","low":"17012/6942998.04/1440","timePeriod":"1m","barLength":2678400,
  "mdAvailability":"S","mktDataDelay":0,"outsideRth":false,"volumeFactor":1,"priceDisplayRule":1,
  "priceDisplayValue":"2","negativeCapable":false,"messageVersion":2,"chartAnnotations":"x/D 0.24/1440;",
  "data":[{"o":171.05,"c":189.37,"h":192.93,"l":170.12,"v":6942998.04,"t":1698796800000}],
- "points":0,"travelTime":3}"""  # noqa: E501
+ "points":0,"travelTime":3}"""
 ACCOUNTS = """{"accounts":["DU123456"],"acctProps":{"DU123456":{"hasChildAccounts":false,"supportsCashQty":true,
   "noFXConv":false,"isProp":false,"supportsFractions":true,"allowCustomerTime":false}},
  "aliases":{"DU123456":"DU123456"},"allowFeatures":{},"chartPeriods":{},"groups":[],"profiles":[],
  "selectedAccount":"DU123456","serverInfo":{"serverName":"...","serverVersion":"..."},
- "sessionId":"...","isFt":false,"isPaper":true}"""  # noqa: E501
+ "sessionId":"...","isFt":false,"isPaper":true}"""
 POSITION = """{"acctId":"DU123456","conid":756733,"contractDesc":"SPY","assetClass":"STK","position":100.0,
  "mktPrice":454.44000245,"mktValue":45444.0,"currency":"USD","avgCost":437.43,"avgPrice":437.43,
  "realizedPnl":0.0,"unrealizedPnl":1701.0,"exchs":null,"expiry":null,"putOrCall":null,"multiplier":0.0,
  "strike":"0","exerciseStyle":null,"conExchMap":[],"undConid":0,"ticker":"SPY","name":"SPDR S&P 500 ETF TRUST",
  "fullName":"SPY","listingExchange":"ARCA","countryCode":"US","type":"ETF","isUS":true,"hasOptions":true,
  "incrementRules":[{"increment":0.01,"lowerEdge":0.0}],"displayRule":{},"sector":null,"group":null,
- "allExchanges":"AMEX,NYSE,...","pageSize":100,"time":30,"model":""}"""  # noqa: E501
+ "allExchanges":"AMEX,NYSE,...","pageSize":100,"time":30,"model":""}"""
 ORDER_ACCEPTED = """[{"order_id":"1234567890","order_status":"Submitted","encrypt_message":"1"}]"""
 ORDER_QUESTION = r"""[{"id":"07a13a5a-4a48-44a5-bb25-5ab37b79186c",
   "message":["The following order \"BUY 100 AAPL NASDAQ.NMS @ 165.0\" price exceeds \nthe Percentage constraint of 3%.\nAre you sure you want to submit this order?"],

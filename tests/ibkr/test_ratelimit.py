@@ -7,7 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
-from include.ibkr.ratelimit import RateLimiter
+import pytest
+
+from include.ibkr.ratelimit import WINDOW_GUARD_S, RateLimiter
 
 
 class FakeClock:
@@ -38,7 +40,7 @@ def _max_in_window(stamps: list[float], period: float) -> int:
 
 def test_global_rate_is_respected() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10.0, endpoint_limits=(), clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(10.0, endpoint_limits=(), clock=clock, sleep=clock.sleep, guard_s=0)
     stamps = _run(limiter, clock, "/iserver/accounts", 35)
     assert _max_in_window(stamps, 1.0) == 10
     assert stamps[-1] - stamps[0] >= 3.0  # 35 requests at 10/s need at least 3 s
@@ -48,14 +50,15 @@ def test_global_rate_is_respected() -> None:
 
 def test_fractional_rate() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(0.5, endpoint_limits=(), clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(0.5, endpoint_limits=(), clock=clock, sleep=clock.sleep, guard_s=0)
     stamps = _run(limiter, clock, "/tickle", 3)
     assert [round(b - a, 6) for a, b in pairwise(stamps)] == [2.0, 2.0]
 
 
 def test_per_endpoint_window_only_hits_its_path() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)  # default §9 windows, no global rate
+    # default §9 windows, no global rate
+    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep, guard_s=0)
     orders = _run(limiter, clock, "/iserver/account/orders", 3)
     assert [round(b - a, 6) for a, b in pairwise(orders)] == [5.0, 5.0]
     before = clock.now
@@ -109,3 +112,13 @@ def test_history_slot_released_on_error() -> None:
         except RuntimeError:
             pass
     assert limiter.history_inflight == 0
+
+
+def test_windows_keep_a_guard_for_transit_jitter():
+    # The gateway counts arrivals: request 11 must leave a little after the 1 s window, not on its edge.
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, endpoint_limits=(), clock=clock, sleep=clock.sleep)
+    for _ in range(11):
+        with limiter.acquire("/iserver/accounts"):
+            pass
+    assert clock.sleeps == [pytest.approx(1.0 + WINDOW_GUARD_S)]
