@@ -47,7 +47,8 @@ def ibkr_ingest_daily_bars():
     def load_bars(staged: list[dict]) -> dict:
         from include.marketdata import tasks
 
-        return tasks.load_bars(list(staged), get_current_context())
+        # A slice fetches every mapped result in one request (iterating probes one index too far).
+        return tasks.load_bars(list(staged[:]), get_current_context())
 
     load_bars(fetch_bars.expand(symbol=resolve_symbols()))
 

@@ -17,7 +17,10 @@ def main() -> int:
     stack = start_stack()
     try:
         print("\n".join(stack.describe()), flush=True)
-        env = {**os.environ, **stack.env}
+        # Task logs at WARNING keep the terminal readable; failures still print their traceback.
+        # `DEMO_LOG_LEVEL=INFO make demo` shows every task log line.
+        env = {**os.environ, **stack.env,
+               "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING")}
         code = subprocess.call([sys.executable, "-m", "scripts.run_dags", *DAGS], cwd=REPO, env=env)
     finally:
         stack.stop()

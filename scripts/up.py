@@ -6,6 +6,7 @@ Ctrl-C stops everything this command started, in order, and leaves no process be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,16 +57,44 @@ def _print_login_when_ready(home: str, api_port: str, stop: threading.Event) -> 
         return
 
 
+def _stop_group(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float, name: str) -> None:
+    """Signal a process that leads its own group, wait, then SIGKILL whatever is left in the group."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop within {timeout:.0f} s; killing it", file=sys.stderr, flush=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers (workers, uvicorn children) of that group
+    proc.wait()
+
+
+def _exited(procs: dict[str, subprocess.Popen[bytes]]) -> str | None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            return f"{name} (exit code {proc.returncode})"
+    return None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # `kill <pid>` shuts down as cleanly as Ctrl-C
 
 
 def main() -> int:
+    # Catch Ctrl-C even when started with SIGINT ignored (nohup, a script's background job); children
+    # then get the default disposition on exec, so `airflow standalone` can react to our SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     stack = start_stack()
     mlflow = airflow = None
     stop = threading.Event()
     try:
         env = {**os.environ, **stack.env,
+               # `airflow standalone` starts its components as `airflow` from PATH.
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{MLFLOW_PORT}",
                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http",
                                                           "host": f"http://127.0.0.1:{MLFLOW_PORT}"})}
@@ -77,29 +106,22 @@ def main() -> int:
         airflow = subprocess.Popen([_bin("airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True)
         threading.Thread(target=_print_login_when_ready,
                          args=(env["AIRFLOW_HOME"], env["AIRFLOW__API__PORT"], stop), daemon=True).start()
-        signal.signal(signal.SIGTERM, _interrupt)
-        while airflow.poll() is None and mlflow.poll() is None:
+        while (exited := _exited({"airflow standalone": airflow, "mlflow server": mlflow})) is None:
             time.sleep(0.5)
-        print("a component exited on its own; stopping the rest", file=sys.stderr)
+        print(f"{exited} exited on its own; stopping the rest", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping: Airflow (SIGINT), MLflow, simulator, PostgreSQL ...", flush=True)
         return 0
     finally:
+        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
-        if airflow is not None and airflow.poll() is None:
-            airflow.send_signal(signal.SIGINT)
-            try:
-                airflow.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(airflow.pid, signal.SIGKILL)
-        if mlflow is not None and mlflow.poll() is None:
-            os.killpg(mlflow.pid, signal.SIGTERM)  # gunicorn/uvicorn workers share the group
-            try:
-                mlflow.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(mlflow.pid, signal.SIGKILL)
+        _stop_group(airflow, signal.SIGINT, 60, "airflow standalone")  # SIGINT: see module docstring
+        _stop_group(mlflow, signal.SIGTERM, 15, "mlflow server")
         stack.stop()
+        print("stopped.", flush=True)
 
 
 if __name__ == "__main__":
