@@ -28,9 +28,9 @@ PG_PORT = int(os.environ.get("EMBEDDED_PG_PORT", "54320"))
 SIM_PORT = int(os.environ.get("SIMULATOR_PORT", "5055"))
 MARKET_DB = "market"
 AIRFLOW_DB = "airflow"
-_PG_SYSTEM_USER = "pgserver"
+_PG_SYSTEM_USER = "pgserver"  # initdb refuses to run as root; pgserver runs postgres as this user
 # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that only warns.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # initdb refuses to run as root; pgserver runs postgres as this user
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -34,23 +34,17 @@ class LoadResult:
         return self.received - self.inserted - self.updated
 
 
-def _fmt(value: float) -> str:
-    # repr() round-trips a float exactly; COPY would turn "nan" into NaN silently, so refuse it here.
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite value {value!r} cannot be loaded")
-    return repr(float(value))
-
-
 def bars_to_copy_text(run_id: str, source: str, bars: Iterable[Bar]) -> io.StringIO:
-    buf = io.StringIO()
-    write = buf.write
-    for b in bars:
-        write(
-            f"{run_id}\t{b.symbol}\t{b.conid}\t{b.session_date.isoformat()}\t{_fmt(b.open)}\t"
-            f"{_fmt(b.high)}\t{_fmt(b.low)}\t{_fmt(b.close)}\t{_fmt(b.volume)}\t{source}\n"
-        )
-    buf.seek(0)
-    return buf
+    """COPY text for ``staging.daily_bars``. repr() round-trips floats exactly; COPY would accept
+    "nan"/"inf" silently, so one check on the row sum (non-finite if any value is) refuses them."""
+    suffix = f"\t{source}\n"
+    lines = []
+    append = lines.append
+    for sym, conid, day, o, h, lo, c, v in bars:
+        if not math.isfinite(o + h + lo + c + v):
+            raise ValueError(f"{sym} {day}: non-finite value in {(o, h, lo, c, v)!r} cannot be loaded")
+        append(f"{run_id}\t{sym}\t{conid}\t{day}\t{o!r}\t{h!r}\t{lo!r}\t{c!r}\t{v!r}{suffix}")
+    return io.StringIO("".join(lines))
 
 
 def stage_bars(conn: PgConnection, run_id: str, symbol: str, bars: Sequence[Bar], source: str) -> int:
@@ -68,40 +62,55 @@ def stage_bars(conn: PgConnection, run_id: str, symbol: str, bars: Sequence[Bar]
     return len(bars)
 
 
-_UPSERT_SQL = f"""
-WITH batch AS (
-    SELECT DISTINCT ON (symbol, session_date) {", ".join(_BAR_COLUMNS)}, source
-    FROM staging.daily_bars
-    WHERE run_id = %(run_id)s
-    ORDER BY symbol, session_date, staged_at DESC
-), upserted AS (
-    INSERT INTO raw.daily_bars AS t ({", ".join(_BAR_COLUMNS)}, source, run_id, loaded_at)
-    SELECT {", ".join(_BAR_COLUMNS)}, source, %(run_id)s, now() FROM batch
-    ON CONFLICT (symbol, session_date) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUE_COLUMNS)},
-        source = EXCLUDED.source, run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at
-    WHERE ({", ".join(f"t.{c}" for c in _VALUE_COLUMNS)})
-          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _VALUE_COLUMNS)})
-    RETURNING t.symbol, (xmax = 0) AS inserted
-), received AS (
-    SELECT symbol, count(*) AS n FROM batch GROUP BY symbol
+# Staged rows are unique per (symbol, session_date): re-staging a symbol replaces its rows and the
+# parser rejects duplicate dates. Update-then-insert (under a writer lock) is ~1.5x faster than
+# INSERT ... ON CONFLICT here, whose speculative insertion dominates a first load (make bench).
+_COLS = ", ".join(_BAR_COLUMNS)
+_CHANGED = (f"({', '.join(f't.{c}' for c in _VALUE_COLUMNS)})"
+            f" IS DISTINCT FROM ({', '.join(f's.{c}' for c in _VALUE_COLUMNS)})")
+_UPDATE_SQL = f"""
+WITH updated AS (
+    UPDATE raw.daily_bars AS t SET
+        {", ".join(f"{c} = s.{c}" for c in _VALUE_COLUMNS)},
+        source = s.source, run_id = %(run_id)s, loaded_at = now()
+    FROM staging.daily_bars AS s
+    WHERE s.run_id = %(run_id)s AND t.symbol = s.symbol AND t.session_date = s.session_date AND {_CHANGED}
+    RETURNING t.symbol
 )
-SELECT r.symbol, r.n,
-       count(u.symbol) FILTER (WHERE u.inserted),
-       count(u.symbol) FILTER (WHERE NOT u.inserted)
-FROM received r LEFT JOIN upserted u USING (symbol)
-GROUP BY r.symbol, r.n
-ORDER BY r.symbol
+SELECT symbol, count(*) FROM updated GROUP BY symbol
 """
+_INSERT_SQL = f"""
+WITH inserted AS (
+    INSERT INTO raw.daily_bars ({_COLS}, source, run_id, loaded_at)
+    SELECT {", ".join(f"s.{c}" for c in _BAR_COLUMNS)}, s.source, %(run_id)s, now()
+    FROM staging.daily_bars AS s
+    WHERE s.run_id = %(run_id)s AND NOT EXISTS (
+        SELECT 1 FROM raw.daily_bars t WHERE t.symbol = s.symbol AND t.session_date = s.session_date)
+    RETURNING symbol
+)
+SELECT symbol, count(*) FROM inserted GROUP BY symbol
+"""
+_RECEIVED_SQL = "SELECT symbol, count(*) FROM staging.daily_bars WHERE run_id = %(run_id)s GROUP BY symbol"
 
 
 def upsert_staged_bars(
     conn: PgConnection, run_id: str, expected_symbols: Sequence[str] | None = None
 ) -> list[LoadResult]:
     """Upsert every bar staged by ``run_id`` into ``raw.daily_bars`` in one transaction."""
+    args = {"run_id": run_id}
     with conn, conn.cursor() as cur:
-        cur.execute(_UPSERT_SQL, {"run_id": run_id})
-        results = [LoadResult(sym, int(n), int(ins), int(upd)) for sym, n, ins, upd in cur.fetchall()]
+        # Writers queue here (readers do not): concurrent backfills overlapping on sessions stay correct.
+        cur.execute("LOCK TABLE raw.daily_bars IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute(_RECEIVED_SQL, args)
+        received = dict(cur.fetchall())
+        cur.execute(_UPDATE_SQL, args)
+        updated = dict(cur.fetchall())
+        cur.execute(_INSERT_SQL, args)
+        inserted = dict(cur.fetchall())
+        results = [
+            LoadResult(sym, int(n), int(inserted.get(sym, 0)), int(updated.get(sym, 0)))
+            for sym, n in sorted(received.items())
+        ]
         if expected_symbols is not None:
             missing = sorted(set(expected_symbols) - {r.symbol for r in results})
             if missing:
