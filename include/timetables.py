@@ -7,7 +7,7 @@ scheduler can deserialize them; the calendar itself is only loaded when a schedu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pendulum
@@ -30,11 +30,11 @@ def _std(value: datetime) -> datetime:
 
 
 class ExchangeSessionTimetable(Timetable):
-    """One run per exchange session: data interval = [session open, session close].
+    """One run per exchange session: data interval = [00:00 UTC of the session date, session close].
 
     The run starts ``delay`` after the close (bars settle after the closing auction). Its logical
-    date is the session's open, so ``airflow backfill create --from-date/--to-date`` selects
-    sessions by date and each run loads exactly its own session.
+    date is the session's calendar date at 00:00 UTC, so ``airflow backfill create --from-date
+    2025-01-02 --to-date 2025-01-31`` includes both end sessions, and each run loads its own session.
     """
 
     def __init__(self, exchange: str = "XNYS", delay: timedelta = timedelta(minutes=30)) -> None:
@@ -53,17 +53,18 @@ class ExchangeSessionTimetable(Timetable):
     def deserialize(cls, data: dict[str, Any]) -> Timetable:
         return cls(exchange=data["exchange"], delay=timedelta(seconds=data["delay"]))
 
-    def _info(self, cal: MarketCalendar, day: Any) -> DagRunInfo:
-        session = cal.session(day)
-        return DagRunInfo(
-            run_after=_dt(session.close + self.delay),
-            data_interval=DataInterval(_dt(session.open), _dt(session.close)),
-        )
+    @staticmethod
+    def _interval(cal: MarketCalendar, day: date) -> DataInterval:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return DataInterval(_dt(midnight), _dt(cal.session(day).close))
+
+    def _info(self, cal: MarketCalendar, day: date) -> DagRunInfo:
+        interval = self._interval(cal, day)
+        return DagRunInfo(run_after=_dt(interval.end + self.delay), data_interval=interval)
 
     def infer_manual_data_interval(self, *, run_after: datetime) -> DataInterval:
         cal = MarketCalendar(self.exchange)
-        session = cal.session(cal.last_completed_session(_std(run_after)))
-        return DataInterval(_dt(session.open), _dt(session.close))
+        return self._interval(cal, cal.last_completed_session(_std(run_after)))
 
     def next_dagrun_info(
         self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
@@ -75,7 +76,7 @@ class ExchangeSessionTimetable(Timetable):
         elif restriction.earliest is not None:
             earliest = restriction.earliest.astimezone(UTC)
             day = earliest.date()
-            if not cal.is_session(day) or cal.session(day).open < earliest:
+            if not cal.is_session(day) or self._interval(cal, day).start < earliest:
                 day = cal.next_session(day)
             candidates.append(day)
         if not restriction.catchup:

@@ -47,9 +47,7 @@ def test_intraday_timetable_runs_only_while_open_and_stops_at_early_close():
         pendulum.datetime(2024, 12, 2, 14, 45, tz="UTC"),
     )
     ends = [r.run_after.isoformat() for r in runs]
-    assert ends[:5] == [f"2024-11-29T17:{m}:00+00:00" for m in ("40", "45", "50", "55")] + [
-        "2024-11-29T18:00:00+00:00"
-    ]
+    assert ends[:5] == [f"2024-11-29T17:{m}:00+00:00" for m in ("40", "45", "50", "55")] + ["2024-11-29T18:00:00+00:00"]
     assert ends[5:] == ["2024-12-02T14:35:00+00:00", "2024-12-02T14:40:00+00:00", "2024-12-02T14:45:00+00:00"]
     assert all(r.data_interval.end - r.data_interval.start == timedelta(minutes=5) for r in runs)
 
@@ -59,3 +57,18 @@ def test_intraday_without_catchup_never_schedules_in_the_past():
     r = TimeRestriction(earliest=pendulum.datetime(2020, 1, 1, tz="UTC"), latest=None, catchup=False)
     info = tt.next_dagrun_info(last_automated_data_interval=None, restriction=r)
     assert info.run_after >= pendulum.now("UTC") - timedelta(minutes=5)
+
+
+def test_backfill_date_window_includes_both_end_sessions():
+    # `airflow backfill create --from-date 2025-07-01 --to-date 2025-07-08` passes midnights.
+    runs = _runs(
+        ExchangeSessionTimetable(), pendulum.datetime(2025, 7, 1, tz="UTC"), pendulum.datetime(2025, 7, 8, tz="UTC")
+    )
+    assert [r.logical_date.date().isoformat() for r in runs] == [
+        "2025-07-01",
+        "2025-07-02",
+        "2025-07-03",
+        "2025-07-07",
+        "2025-07-08",
+    ]
+    assert all(r.data_interval.end.date() == r.data_interval.start.date() for r in runs)

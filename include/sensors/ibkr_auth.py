@@ -42,7 +42,9 @@ class IBKRAuthSensor(BaseSensorOperator):
             NotAuthenticatedError,
         )
 
-        with IBKRHook(self.ibkr_conn_id).get_conn() as client:
+        # One retry at most: the sensor's own re-poke is the retry loop, so backing off here only
+        # delays the next check.
+        with IBKRHook(self.ibkr_conn_id, retries=1, backoff_initial=0.2).get_conn() as client:
             try:
                 status = client.ensure_session(try_reauth=self.try_reauth)
             except (NotAuthenticatedError, NoBridgeError, CompetingSessionError) as exc:
