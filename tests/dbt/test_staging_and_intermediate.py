@@ -1,0 +1,57 @@
+"""dbt build on bars from the simulator: staging casts, returns/ranges/gaps, and the data tests."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import psycopg2
+
+from include.ibkr.client import IBKRClient
+from include.marketdata import db, loaders
+from include.marketdata.calendar import MarketCalendar
+
+
+def _load_from_simulator(dsn, simulator, symbols=("TSLA", "NVDA"), sessions=60):
+    cal = MarketCalendar()
+    end = cal.last_completed_session(datetime.now(UTC))
+    with IBKRClient(simulator.base_url) as client, db.connection(dsn) as conn:
+        client.ensure_session()
+        for sym in symbols:
+            bars = client.daily_bars(client.resolve_contract(sym), cal.sessions_back(end, sessions - 1), end)
+            loaders.stage_bars(conn, "t", sym, bars, "ibkr:IBKR-SIM")
+        loaders.upsert_staged_bars(conn, "t", list(symbols))
+
+
+def _rows(dsn, sql):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_build_computes_returns_ranges_and_gaps(dbt, clean_db, simulator):
+    _load_from_simulator(clean_db, simulator)
+    ok, results = dbt("build")
+    assert ok, [(r.node.name, r.status, r.message) for r in results if r.status not in ("success", "pass")]
+    rows = _rows(clean_db, "SELECT session_date, open, high, low, close, prev_close, return_simple, return_log,"
+                           " true_range, gap FROM analytics_intermediate.int_daily_bars_enriched"
+                           " WHERE symbol = 'TSLA' ORDER BY session_date")
+    assert len(rows) == 60
+    first = rows[0]
+    assert first[5] is None and first[6] is None and first[8] is None  # undefined, not zero
+    o, h, lo, c = (np.array([r[i] for r in rows]) for i in (1, 2, 3, 4))
+    np.testing.assert_allclose([r[6] for r in rows[1:]], c[1:] / c[:-1] - 1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([r[7] for r in rows[1:]], np.log(c[1:] / c[:-1]), rtol=0, atol=1e-12)
+    tr = np.maximum.reduce([h[1:] - lo[1:], abs(h[1:] - c[:-1]), abs(lo[1:] - c[:-1])])
+    np.testing.assert_allclose([r[8] for r in rows[1:]], tr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([r[9] for r in rows[1:]], o[1:] - c[:-1], rtol=0, atol=1e-12)
+
+
+def test_bad_bar_in_raw_fails_the_matching_test_and_names_it(dbt, clean_db, simulator):
+    _load_from_simulator(clean_db, simulator, symbols=("TSLA",), sessions=10)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:  # a corrupted row, as a bad manual fix would
+        cur.execute("UPDATE raw.daily_bars SET high = low - 1 WHERE session_date = "
+                    "(SELECT max(session_date) FROM raw.daily_bars)")
+    ok, results = dbt("build")
+    assert not ok
+    failed = {r.node.name for r in results if r.status in ("fail", "error")}
+    assert any(name.startswith("ohlc_consistent") for name in failed), failed
+    assert _rows(clean_db, "SELECT count(*) FROM raw.daily_bars") == [(10,)]  # raw data kept for inspection
