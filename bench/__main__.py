@@ -9,9 +9,14 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import concurrency, dag_parse, ingestion
+from bench import concurrency, dag_parse, indicators, ingestion
 
-BENCHMARKS = {"dag_parse": dag_parse.main, "concurrency": concurrency.main, "ingestion": ingestion.main}
+BENCHMARKS = {
+    "dag_parse": dag_parse.main,
+    "concurrency": concurrency.main,
+    "ingestion": ingestion.main,
+    "indicators": indicators.main,
+}
 
 
 def main(names: list[str]) -> int:

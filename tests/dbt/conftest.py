@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,3 +26,23 @@ def dbt(clean_db, tmp_path_factory, monkeypatch):
         return res.success, res.result
 
     return _run
+
+
+@pytest.fixture
+def load_bars():
+    """``load_bars(dsn, simulator, symbols, sessions)``: real client -> loader, like the ingestion DAG."""
+    from include.ibkr.client import IBKRClient
+    from include.marketdata import db, loaders
+    from include.marketdata.calendar import MarketCalendar
+
+    def _load(dsn, simulator, symbols=("TSLA", "NVDA"), sessions=60):
+        cal = MarketCalendar()
+        end = cal.last_completed_session(datetime.now(UTC))
+        with IBKRClient(simulator.base_url) as client, db.connection(dsn) as conn:
+            client.ensure_session()
+            for sym in symbols:
+                bars = client.daily_bars(client.resolve_contract(sym), cal.sessions_back(end, sessions - 1), end)
+                loaders.stage_bars(conn, "t", sym, bars, "ibkr:IBKR-SIM")
+            loaders.upsert_staged_bars(conn, "t", list(symbols))
+
+    return _load

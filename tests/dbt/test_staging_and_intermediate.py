@@ -1,24 +1,7 @@
 """dbt build on bars from the simulator: staging casts, returns/ranges/gaps, and the data tests."""
 
-from datetime import UTC, datetime
-
 import numpy as np
 import psycopg2
-
-from include.ibkr.client import IBKRClient
-from include.marketdata import db, loaders
-from include.marketdata.calendar import MarketCalendar
-
-
-def _load_from_simulator(dsn, simulator, symbols=("TSLA", "NVDA"), sessions=60):
-    cal = MarketCalendar()
-    end = cal.last_completed_session(datetime.now(UTC))
-    with IBKRClient(simulator.base_url) as client, db.connection(dsn) as conn:
-        client.ensure_session()
-        for sym in symbols:
-            bars = client.daily_bars(client.resolve_contract(sym), cal.sessions_back(end, sessions - 1), end)
-            loaders.stage_bars(conn, "t", sym, bars, "ibkr:IBKR-SIM")
-        loaders.upsert_staged_bars(conn, "t", list(symbols))
 
 
 def _rows(dsn, sql):
@@ -27,8 +10,8 @@ def _rows(dsn, sql):
         return cur.fetchall()
 
 
-def test_build_computes_returns_ranges_and_gaps(dbt, clean_db, simulator):
-    _load_from_simulator(clean_db, simulator)
+def test_build_computes_returns_ranges_and_gaps(dbt, load_bars, clean_db, simulator):
+    load_bars(clean_db, simulator)
     ok, results = dbt("build")
     assert ok, [(r.node.name, r.status, r.message) for r in results if r.status not in ("success", "pass")]
     rows = _rows(clean_db, "SELECT session_date, open, high, low, close, prev_close, return_simple, return_log,"
@@ -45,8 +28,8 @@ def test_build_computes_returns_ranges_and_gaps(dbt, clean_db, simulator):
     np.testing.assert_allclose([r[9] for r in rows[1:]], o[1:] - c[:-1], rtol=0, atol=1e-12)
 
 
-def test_bad_bar_in_raw_fails_the_matching_test_and_names_it(dbt, clean_db, simulator):
-    _load_from_simulator(clean_db, simulator, symbols=("TSLA",), sessions=10)
+def test_bad_bar_in_raw_fails_the_matching_test_and_names_it(dbt, load_bars, clean_db, simulator):
+    load_bars(clean_db, simulator, symbols=("TSLA",), sessions=10)
     with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:  # a corrupted row, as a bad manual fix would
         cur.execute("UPDATE raw.daily_bars SET high = low - 1 WHERE session_date = "
                     "(SELECT max(session_date) FROM raw.daily_bars)")

@@ -1,0 +1,53 @@
+{#
+  Seeded linear recursions (EMA, Wilder smoothing) as window sums, with no per-row function:
+
+      E_t = sum_{i <= t} c_i * r^(t - i)      c_s = seed (an SMA), c_i = k * x_i for i > s, 0 before s
+
+  Rows are grouped in blocks of `ewm_block` rows (blk = rn / ewm_block, anchor a = blk * ewm_block).
+  Each contribution is stored anchored at its own block, v_i = c_i * r^(a - i), which stays finite.
+  Then  E_t = r^(t - a) * (running sum of v in t's block + r^block * total of v in the previous block).
+  Blocks further back weigh less than r^block (< 1e-19 for every decay used), so E_t equals the full
+  recursion to machine precision; the running sums are incremental (O(n)), and incremental runs see
+  the same blocks, hence the same values as a full refresh.
+  Needs columns `symbol`, `rn` (0-based row number per symbol) and `blk`.
+#}
+
+{# v_i: a contribution anchored at the start of its block. #}
+{# Constants are cast to float8: a bare 0.846... literal is numeric, and numeric power() is ~100x slower. #}
+{% macro ewm_anchor(c, r) -%}
+({{ c }}) * power({{ r }}::float8, (blk * {{ var('ewm_block') }} - rn)::float8)
+{%- endmacro %}
+
+{# E_t from the anchored column `v` and the previous block's total `prev_total` (window `in_block`). #}
+{% macro ewm_value(v, prev_total, r) -%}
+power({{ r }}::float8, (rn - blk * {{ var('ewm_block') }})::float8) * (
+    sum({{ v }}) over in_block + power({{ r }}::float8, {{ var('ewm_block') }}::float8) * coalesce({{ prev_total }}, 0)
+)
+{%- endmacro %}
+
+{# The window every ewm_value() uses. #}
+{% macro ewm_window(alias='') -%}
+in_block as (partition by {{ alias }}symbol, {{ alias }}blk order by {{ alias }}rn
+             rows between unbounded preceding and current row)
+{%- endmacro %}
+
+{# SMA over the last n rows (NULL until n rows exist) as a running sum minus its value n rows back:
+   O(n). A moving float8 frame would be re-added row by row (no inverse transition in PostgreSQL). #}
+{% macro sma(x, n) -%}
+case when rn >= {{ n - 1 }} then (
+    sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and current row)
+    - coalesce(sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and {{ n }} preceding), 0)
+) / {{ n }} end
+{%- endmacro %}
+
+{# Population stddev over the last n rows: float8's moving stddev_pop (numerically stable; n is small). #}
+{% macro stddev_pop_n(x, n) -%}
+case when rn >= {{ n - 1 }} then
+    stddev_pop({{ x }}) over (partition by symbol order by rn rows between {{ n - 1 }} preceding and current row)
+end
+{%- endmacro %}
+
+{# The seed of a recursion: the mean of its first inputs, rows first..last (computed once per symbol). #}
+{% macro seed(x, first, last) -%}
+avg({{ x }}) filter (where rn between {{ first }} and {{ last }}) over (partition by symbol)
+{%- endmacro %}
