@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench lint lock clean-local
+.PHONY: demo test up bench dbt lint lock clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ up: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) -m bench
+
+# dbt CLI against MARKET_DB_URL (default: the embedded PostgreSQL of make demo), e.g. make dbt ARGS="test"
+dbt: $(STAMP)
+	@$(PY) -m scripts.dbt $(ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
