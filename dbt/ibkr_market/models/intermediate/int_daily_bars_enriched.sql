@@ -24,5 +24,6 @@ select
         then greatest(high - low, abs(high - prev_close), abs(low - prev_close))
     end as true_range,
     open - prev_close as gap,
-    open / prev_close - 1 as gap_pct
+    open / prev_close - 1 as gap_pct,
+    loaded_at
 from bars
