@@ -9,7 +9,7 @@ import time
 
 from scripts.devstack import REPO, start_stack
 
-DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots"]
+DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots", "market_data_models"]
 
 
 def main() -> int:

@@ -22,9 +22,11 @@ def migrate() -> None:
 def run(dag_ids: list[str]) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
+    from include.dbt_project import ensure_manifest
     from scripts import airflow_objects
 
     airflow_objects.apply()
+    ensure_manifest(force=True)  # the Cosmos DAG renders from dbt's manifest
     bag = DagBag(dag_folder=str(REPO / "dags"))
     if bag.import_errors:
         for path, err in bag.import_errors.items():
@@ -73,6 +75,18 @@ def report() -> None:
         print(f"{symbol:8} {n:6d} {first!s:>10} {lastd!s:>10} {f'{ins}/{upd}/{same}':>26}"
               f" {snaps.get(symbol, (0, None))[0]:9d}  {source}")
     print("Tables: raw.daily_bars, raw.market_snapshots, raw.contracts, raw.load_audit")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('analytics_marts.fct_latest_features') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return
+        cur.execute("SELECT symbol, session_date, close, sma_20, sma_200, rsi_14, macd_hist, atr_14"
+                    " FROM analytics_marts.fct_latest_features ORDER BY symbol")
+        rows = cur.fetchall()
+    print("\nLatest features (analytics_marts.fct_latest_features, dbt via Cosmos):")
+    print(f"{'symbol':8} {'session':>10} {'close':>9} {'sma_20':>9} {'sma_200':>9} {'rsi_14':>7} {'macd_hist':>9}"
+          f" {'atr_14':>7}")
+    for sym, day, close, sma20, sma200, rsi, hist, atr in rows:
+        print(f"{sym:8} {day!s:>10} {close:9.2f} {sma20:9.2f} {sma200:9.2f} {rsi:7.1f} {hist:9.3f} {atr:7.2f}")
 
 
 if __name__ == "__main__":

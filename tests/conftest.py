@@ -77,6 +77,8 @@ def market_db_url(pg_admin_url: str) -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = pg_admin_url.rpartition("/")
+    if "@" in base and ":" not in base.split("//", 1)[1].split("@", 1)[0]:
+        base = base.replace("@", ":postgres@", 1)  # Cosmos's profile mapping insists on a password
     url = f"{base}/{name}"
     with db.connection(url) as conn:
         db.ensure_schema(conn)
@@ -132,7 +134,7 @@ def airflow_db() -> Path:
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object) -> dict[str, str]:
     """Point the project's settings at the test database and the simulator."""
-    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url}
+    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url, "AIRFLOW_CONN_MARKET_DB": clean_db}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -142,6 +144,9 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object)
 def dagbag(airflow_db: Path) -> object:
     from airflow.dag_processing.dagbag import DagBag
 
+    from include.dbt_project import ensure_manifest
+
+    ensure_manifest(force=True)  # Cosmos renders the dbt DAG from it
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag
