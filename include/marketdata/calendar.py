@@ -109,6 +109,3 @@ class MarketCalendar:
     def next_close(self, at: datetime) -> datetime:
         return _utc(self._cal.next_close(_aware(at)))
 
-
-def default_calendar() -> MarketCalendar:
-    return MarketCalendar(DEFAULT_EXCHANGE)

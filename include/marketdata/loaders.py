@@ -143,12 +143,6 @@ def latest_sessions(conn: PgConnection, symbols: Sequence[str]) -> dict[str, Any
         return dict(cur.fetchall())
 
 
-def cached_contracts(conn: PgConnection, symbols: Sequence[str]) -> dict[str, int]:
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT symbol, conid FROM raw.contracts WHERE symbol = ANY(%s)", (list(symbols),))
-        return {s: int(c) for s, c in cur.fetchall()}
-
-
 def save_contracts(conn: PgConnection, contracts: Iterable[Contract]) -> None:
     rows = [(c.symbol, c.conid, c.exchange, c.company_name, c.currency) for c in contracts]
     if not rows:
