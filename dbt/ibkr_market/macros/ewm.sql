@@ -5,7 +5,8 @@
 
   Rows are grouped in blocks of `ewm_block` rows (blk = rn / ewm_block, anchor a = blk * ewm_block).
   Each contribution is stored anchored at its own block, v_i = c_i * r^(a - i), which stays finite.
-  Then  E_t = r^(t - a) * (running sum of v in t's block + r^block * total of v in the previous block).
+  Then  E_t = r^(t - a) * (running sum of v in t's block + r^block * total of v in the previous block),
+  the previous block's total being its running sum at its last row (a lag of j + 1 rows).
   Blocks further back weigh less than r^block (< 1e-19 for every decay used), so E_t equals the full
   recursion to machine precision; the running sums are incremental (O(n)), and incremental runs see
   the same blocks, hence the same values as a full refresh.
@@ -18,17 +19,24 @@
 ({{ c }}) * power({{ r }}::float8, (blk * {{ var('ewm_block') }} - rn)::float8)
 {%- endmacro %}
 
-{# E_t from the anchored column `v` and the previous block's total `prev_total` (window `in_block`). #}
-{% macro ewm_value(v, prev_total, r) -%}
+{# Running sum of anchored contributions within the block (the `in_block` window). #}
+{% macro ewm_block_sum(v) -%}
+sum({{ v }}) over in_block
+{%- endmacro %}
+
+{# E_t from the in-block running sum `s`: the previous block's total is `s` at that block's last row,
+   j + 1 rows back (j = rn - blk * ewm_block), read with lag() over the symbol's rows. #}
+{% macro ewm_value(s, r) -%}
 power({{ r }}::float8, (rn - blk * {{ var('ewm_block') }})::float8) * (
-    sum({{ v }}) over in_block + power({{ r }}::float8, {{ var('ewm_block') }}::float8) * coalesce({{ prev_total }}, 0)
+    {{ s }} + power({{ r }}::float8, {{ var('ewm_block') }}::float8)
+        * coalesce(lag({{ s }}, (rn - blk * {{ var('ewm_block') }} + 1)::int) over by_symbol, 0)
 )
 {%- endmacro %}
 
-{# The window every ewm_value() uses. #}
-{% macro ewm_window(alias='') -%}
-in_block as (partition by {{ alias }}symbol, {{ alias }}blk order by {{ alias }}rn
-             rows between unbounded preceding and current row)
+{# The windows ewm_block_sum() and ewm_value() use. #}
+{% macro ewm_windows() -%}
+in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row),
+by_symbol as (partition by symbol order by rn)
 {%- endmacro %}
 
 {# SMA over the last n rows (NULL until n rows exist) as a running sum minus its value n rows back:

@@ -53,26 +53,27 @@ contributions as (
     from windows
 ),
 
-block_totals as (
-    select symbol, blk + 1 as next_blk,
-        {%- for name in recursions %} sum(v_{{ name }}) as total_{{ name }}{{ "," if not loop.last }}{% endfor %}
+block_sums as (
+    select
+        *,
+        {%- for name in recursions %}
+        {{ ewm_block_sum('v_' ~ name) }} as s_{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
     from contributions
-    group by symbol, blk
+    window {{ ewm_windows() }}
 ),
 
 smoothed as (
     select
-        c.*,
-        case when rn >= 11 then {{ ewm_value('v_ema_12', 'p.total_ema_12', recursions['ema_12']) }} end as ema_12,
-        case when rn >= 25 then {{ ewm_value('v_ema_26', 'p.total_ema_26', recursions['ema_26']) }} end as ema_26,
-        case when rn >= 25 then {{ ewm_value('v_macd_fast', 'p.total_macd_fast', recursions['macd_fast']) }} end
-            as macd_fast,
-        case when rn >= 14 then {{ ewm_value('v_gain', 'p.total_gain', recursions['gain']) }} end as avg_gain_14,
-        case when rn >= 14 then {{ ewm_value('v_loss', 'p.total_loss', recursions['loss']) }} end as avg_loss_14,
-        case when rn >= 14 then {{ ewm_value('v_tr', 'p.total_tr', recursions['tr']) }} end as atr_14
-    from contributions c
-    left join block_totals p on p.symbol = c.symbol and p.next_blk = c.blk
-    window {{ ewm_window('c.') }}
+        *,
+        case when rn >= 11 then {{ ewm_value('s_ema_12', recursions['ema_12']) }} end as ema_12,
+        case when rn >= 25 then {{ ewm_value('s_ema_26', recursions['ema_26']) }} end as ema_26,
+        case when rn >= 25 then {{ ewm_value('s_macd_fast', recursions['macd_fast']) }} end as macd_fast,
+        case when rn >= 14 then {{ ewm_value('s_gain', recursions['gain']) }} end as avg_gain_14,
+        case when rn >= 14 then {{ ewm_value('s_loss', recursions['loss']) }} end as avg_loss_14,
+        case when rn >= 14 then {{ ewm_value('s_tr', recursions['tr']) }} end as atr_14
+    from block_sums
+    window {{ ewm_windows() }}
 ),
 
 macd_line as (
@@ -92,15 +93,18 @@ signal_contributions as (
     from macd_line
 ),
 
+signal_sums as (
+    select *, {{ ewm_block_sum('v_signal') }} as s_signal
+    from signal_contributions
+    window {{ ewm_windows() }}
+),
+
 signal as (
     select
-        s.*,
-        case when rn >= 33 then {{ ewm_value('v_signal', 'p.total_signal', 1 - k9) }} end as macd_signal
-    from signal_contributions s
-    left join (
-        select symbol, blk + 1 as next_blk, sum(v_signal) as total_signal from signal_contributions group by 1, 2
-    ) p on p.symbol = s.symbol and p.next_blk = s.blk
-    window {{ ewm_window('s.') }}
+        *,
+        case when rn >= 33 then {{ ewm_value('s_signal', 1 - k9) }} end as macd_signal
+    from signal_sums
+    window {{ ewm_windows() }}
 )
 
 select
