@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -120,7 +120,7 @@ class Settings:
         return self.ibkr_gateway_url
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
 
         def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -160,7 +160,6 @@ class Settings:
             "initial_history_sessions": _int("INITIAL_HISTORY_SESSIONS", 504),
             "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
         }
-        values.update(overrides)
         return cls(**values)
 
 
@@ -206,11 +205,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         conn = _airflow_connection(MLFLOW_CONN_ID)
         if conn is not None and conn.host:
             overrides["mlflow_tracking_uri"] = conn.host if "://" in conn.host else conn.get_uri()
-    if not overrides:
-        return settings
-    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
-    values.update(overrides)
-    return Settings(**values)
+    return replace(settings, **overrides) if overrides else settings
 
 
 def _airflow_variable(key: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -29,22 +30,23 @@ class IBKRHook(BaseHook):
         self.ibkr_conn_id = ibkr_conn_id
         self.client_kwargs = client_kwargs
 
-    def settings(self) -> Settings:
-        settings = load_settings()
+    def settings(self, base: Settings | None = None) -> Settings:
+        settings = base or load_settings()
         if self.ibkr_conn_id == IBKR_CONN_ID:
             return settings
         url, extra = gateway_url_from_connection(self.get_connection(self.ibkr_conn_id))
-        values = {**settings.__dict__, "ibkr_gateway_url": url}
+        changes: dict[str, Any] = {"ibkr_gateway_url": url}
         if "verify_ssl" in extra:
-            values["ibkr_verify_ssl"] = bool(extra["verify_ssl"])
+            changes["ibkr_verify_ssl"] = bool(extra["verify_ssl"])
         if extra.get("account_id"):
-            values["ibkr_account_id"] = str(extra["account_id"])
-        return Settings(**values)
+            changes["ibkr_account_id"] = str(extra["account_id"])
+        return replace(settings, **changes)
 
-    def get_conn(self) -> IBKRClient:
+    def get_conn(self, settings: Settings | None = None) -> IBKRClient:
+        """A client for this connection; pass ``settings`` already loaded to skip a second lookup."""
         from include.ibkr.client import IBKRClient
 
-        s = self.settings()
+        s = self.settings(settings)
         kwargs: dict[str, Any] = {
             "verify": s.ibkr_verify_ssl,
             "account_id": s.ibkr_account_id,

@@ -62,11 +62,10 @@ def data_source(client: IBKRClient) -> str:
     return f"ibkr:{client.server_name or 'unknown'}"
 
 
-def resolve_contract(client: IBKRClient, dsn: str, symbol: str) -> Contract:
+def resolve_contract(client: IBKRClient, conn: Any, symbol: str) -> Contract:
     """Contract for ``symbol``, from the gateway, remembered in ``raw.contracts``."""
     contract = client.resolve_contract(symbol)
-    with db.connection(dsn) as conn:
-        loaders.save_contracts(conn, [contract])
+    loaders.save_contracts(conn, [contract])
     return contract
 
 
@@ -89,12 +88,11 @@ def fetch_and_stage_bars(
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
         last_loaded = loaders.latest_sessions(conn, [symbol]).get(symbol)
-    start, end = fetch_window(
-        calendar, session, last_loaded, initial_sessions=initial_sessions, overlap_sessions=overlap_sessions
-    )
-    contract = resolve_contract(client, dsn, symbol)
-    bars = client.daily_bars(contract, start, end)
-    with db.connection(dsn) as conn:
+        start, end = fetch_window(
+            calendar, session, last_loaded, initial_sessions=initial_sessions, overlap_sessions=overlap_sessions
+        )
+        contract = resolve_contract(client, conn, symbol)
+        bars = client.daily_bars(contract, start, end)
         rows = loaders.stage_bars(conn, run_key, symbol, bars, data_source(client))
     log.info("%s: staged %d bars for %s..%s (last loaded: %s)", symbol, rows, start, end, last_loaded)
     return StagedBars(
@@ -125,9 +123,8 @@ def ingest_snapshots(client: IBKRClient, dsn: str, symbols: list[str], run_key: 
     """Take one market snapshot of ``symbols`` and store it (one transaction, deduplicated)."""
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
-    contracts = [resolve_contract(client, dsn, s) for s in symbols]
-    snapshots = client.snapshot(contracts)
-    with db.connection(dsn) as conn:
+        contracts = [resolve_contract(client, conn, s) for s in symbols]
+        snapshots = client.snapshot(contracts)
         inserted = loaders.load_snapshots(conn, snapshots, run_key, data_source(client))
     return {
         "symbols": [s.symbol for s in snapshots],

@@ -33,7 +33,7 @@ def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
     settings = load_settings()
     calendar = MarketCalendar(settings.exchange)
     params = context["params"]
-    with IBKRHook().get_conn() as client:
+    with IBKRHook().get_conn(settings) as client:
         client.ensure_session()
         staged = fetch_and_stage_bars(
             client,
@@ -71,9 +71,10 @@ def fetch_snapshots(symbols: list[str], context: Any) -> dict[str, Any]:
     from include.hooks.ibkr import IBKRHook
     from include.marketdata.ingest import ingest_snapshots
 
-    with IBKRHook().get_conn() as client:
+    settings = load_settings()
+    with IBKRHook().get_conn(settings) as client:
         client.ensure_session()
-        summary = ingest_snapshots(client, load_settings().require_market_db_url(), symbols, run_key(context))
+        summary = ingest_snapshots(client, settings.require_market_db_url(), symbols, run_key(context))
     context["outlet_events"][RAW_MARKET_SNAPSHOTS].extra = {
         "symbols": summary["symbols"], "captured_at": summary["captured_at"]
     }
