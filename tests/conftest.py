@@ -92,10 +92,17 @@ def market_db_url(pg_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def clean_db(market_db_url: str) -> str:
-    """The session database with every raw/staging table emptied."""
+    """The session database with every raw/staging table emptied and every other schema (dbt's analytics_*,
+    quality, trading, ...) dropped: code that owns those schemas must (re)create them idempotently."""
     import psycopg2
 
     with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('public', 'raw', 'staging')"
+            " AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+        )
+        for (schema,) in cur.fetchall():
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
         cur.execute(
             "TRUNCATE raw.daily_bars, raw.market_snapshots, raw.contracts, raw.load_audit, staging.daily_bars"
         )
