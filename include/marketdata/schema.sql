@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS raw.daily_bars (
     loaded_at     timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, session_date)
 );
+-- dbt's incremental models find new and corrected bars by loaded_at (their high-water mark).
+CREATE INDEX IF NOT EXISTS daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at);
 
 CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     symbol           text        NOT NULL,

@@ -13,6 +13,16 @@
   Needs columns `symbol`, `rn` (0-based row number per symbol) and `blk`.
 #}
 
+{# c_i, the input of a seeded recursion at row rn: 0 before its seed row, the seed (an SMA) at it, k * x
+   after it. In incremental runs `carry` (a column holding the recursion's value at row carry_rn, the last
+   kept row) replaces everything up to that row: E_t = r^(t - L) E_L + sum_{L < i <= t} k x_i r^(t - i). #}
+{% macro ewm_input(x, k, seed_row, seed, carry=none) -%}
+case
+    {%- if carry %} when rn < carry_rn then 0 when rn = carry_rn then {{ carry }}{% endif %}
+    when rn = {{ seed_row }} then {{ seed }} when rn > {{ seed_row }} then {{ k }}::float8 * {{ x }} else 0
+end
+{%- endmacro %}
+
 {# v_i: a contribution anchored at the start of its block. #}
 {# Constants are cast to float8: a bare 0.846... literal is numeric, and numeric power() is ~100x slower. #}
 {% macro ewm_anchor(c, r) -%}

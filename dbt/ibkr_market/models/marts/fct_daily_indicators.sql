@@ -1,22 +1,74 @@
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    unique_key=['symbol', 'session_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['symbol', 'session_date'], 'unique': True}],
     pre_hook="set work_mem = '256MB'",
     post_hook="reset work_mem",
 ) }}
 {#
-  One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Recursive
-  indicators use the ewm_* macros: block-anchored window sums, exact to machine precision.
+  One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Recursive indicators use
+  the ewm_* macros: block-anchored window sums, exact to machine precision.
+
+  Incremental runs rebuild each symbol from its earliest new or changed session (restart) onward. The
+  recursions restart from the state stored on the last kept row (avg_gain_14 and avg_loss_14 are kept
+  for RSI, macd + ema_26 is MACD's fast EMA) and the moving windows read the 199 sessions before the
+  restart; a symbol with less history, or whose kept row is missing, is rebuilt from its first session.
 #}
 {%- set k12, k26, k9, w14 = 2 / 13, 2 / 27, 2 / 10, 1 / 14 -%}
 {%- set recursions = {'ema_12': 1 - k12, 'ema_26': 1 - k26, 'macd_fast': 1 - k12,
                       'gain': 1 - w14, 'loss': 1 - w14, 'tr': 1 - w14} -%}
-with bars as (
-    select
-        symbol, session_date, close, volume, true_range,
-        greatest(close - prev_close, 0) as gain,
-        greatest(prev_close - close, 0) as loss,
-        row_number() over (partition by symbol order by session_date) - 1 as rn
+{%- set carried = is_incremental() -%}
+{%- set lookback = 199 -%}  {# the longest moving window (SMA 200) less one #}
+with
+{%- if carried %}
+restarts as (
+    select symbol, min(session_index) as restart_index
     from {{ ref('int_daily_bars_enriched') }}
+    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    group by symbol
+),
+
+states as (
+    select
+        r.symbol,
+        case when k.macd_signal is not null then r.restart_index else 0 end as restart_index,
+        case when k.macd_signal is not null then r.restart_index - 1 end as carry_rn,
+        k.ema_12 as carry_ema_12,
+        k.ema_26 as carry_ema_26,
+        k.macd + k.ema_26 as carry_macd_fast,
+        k.avg_gain_14 as carry_gain,
+        k.avg_loss_14 as carry_loss,
+        k.atr_14 as carry_tr,
+        k.macd_signal as carry_signal
+    from restarts r
+    left join {{ ref('int_daily_bars_enriched') }} e
+        on e.symbol = r.symbol and e.session_index = r.restart_index - 1 and r.restart_index > {{ lookback }}
+    left join {{ this }} k
+        on k.symbol = e.symbol and k.session_date = e.session_date
+        and k.avg_gain_14 is not null and k.avg_loss_14 is not null and k.atr_14 is not null
+),
+
+inputs as (
+    select e.*, s.restart_index, s.carry_rn, s.carry_ema_12, s.carry_ema_26, s.carry_macd_fast, s.carry_gain,
+        s.carry_loss, s.carry_tr, s.carry_signal
+    from {{ ref('int_daily_bars_enriched') }} e
+    join states s on s.symbol = e.symbol
+        and e.session_index >= case when s.carry_rn is null then 0 else s.restart_index - {{ lookback }} end
+),
+{%- endif %}
+
+bars as (
+    select
+        symbol, session_date, session_index as rn, close, volume, true_range, loaded_at,
+        greatest(close - prev_close, 0) as gain,
+        greatest(prev_close - close, 0) as loss
+        {%- if carried %},
+        restart_index, carry_rn, carry_ema_12, carry_ema_26, carry_macd_fast, carry_gain, carry_loss, carry_tr,
+        carry_signal
+        {%- endif %}
+    from {{ 'inputs' if carried else ref('int_daily_bars_enriched') }}
 ),
 
 windows as (
@@ -44,12 +96,12 @@ windows as (
 contributions as (
     select
         *,
-        {{ ewm_anchor("case when rn = 11 then seed_ema_12 when rn > 11 then " ~ k12 ~ "::float8 * close else 0 end", recursions['ema_12']) }} as v_ema_12,
-        {{ ewm_anchor("case when rn = 25 then seed_ema_26 when rn > 25 then " ~ k26 ~ "::float8 * close else 0 end", recursions['ema_26']) }} as v_ema_26,
-        {{ ewm_anchor("case when rn = 25 then seed_macd_fast when rn > 25 then " ~ k12 ~ "::float8 * close else 0 end", recursions['macd_fast']) }} as v_macd_fast,
-        {{ ewm_anchor("case when rn = 14 then seed_gain when rn > 14 then " ~ w14 ~ "::float8 * gain else 0 end", recursions['gain']) }} as v_gain,
-        {{ ewm_anchor("case when rn = 14 then seed_loss when rn > 14 then " ~ w14 ~ "::float8 * loss else 0 end", recursions['loss']) }} as v_loss,
-        {{ ewm_anchor("case when rn = 14 then seed_tr when rn > 14 then " ~ w14 ~ "::float8 * true_range else 0 end", recursions['tr']) }} as v_tr
+        {{ ewm_anchor(ewm_input('close', k12, 11, 'seed_ema_12', carried and 'carry_ema_12'), recursions['ema_12']) }} as v_ema_12,
+        {{ ewm_anchor(ewm_input('close', k26, 25, 'seed_ema_26', carried and 'carry_ema_26'), recursions['ema_26']) }} as v_ema_26,
+        {{ ewm_anchor(ewm_input('close', k12, 25, 'seed_macd_fast', carried and 'carry_macd_fast'), recursions['macd_fast']) }} as v_macd_fast,
+        {{ ewm_anchor(ewm_input('gain', w14, 14, 'seed_gain', carried and 'carry_gain'), recursions['gain']) }} as v_gain,
+        {{ ewm_anchor(ewm_input('loss', w14, 14, 'seed_loss', carried and 'carry_loss'), recursions['loss']) }} as v_loss,
+        {{ ewm_anchor(ewm_input('true_range', w14, 14, 'seed_tr', carried and 'carry_tr'), recursions['tr']) }} as v_tr
     from windows
 ),
 
@@ -78,24 +130,18 @@ smoothed as (
 
 macd_line as (
     select
-        symbol, session_date, rn, blk, close, volume, sma_20, sma_50, sma_200, close_std_20, volume_avg_20,
-        volume_std_20, ema_12, ema_26, avg_gain_14, avg_loss_14, atr_14,
+        *,
         macd_fast - ema_26 as macd_raw,
         {{ seed('macd_fast - ema_26', 25, 33) }} as seed_signal
     from smoothed
 ),
 
-signal_contributions as (
+signal_sums as (
     select
         *,
-        {{ ewm_anchor("case when rn = 33 then seed_signal when rn > 33 then " ~ k9 ~ "::float8 * macd_raw else 0 end", 1 - k9) }}
-            as v_signal
+        {{ ewm_block_sum(ewm_anchor(ewm_input('macd_raw', k9, 33, 'seed_signal', carried and 'carry_signal'), 1 - k9)) }}
+            as s_signal
     from macd_line
-),
-
-signal_sums as (
-    select *, {{ ewm_block_sum('v_signal') }} as s_signal
-    from signal_contributions
     window {{ ewm_windows() }}
 ),
 
@@ -125,5 +171,11 @@ select
     sma_20 as bb_middle,
     sma_20 - 2 * close_std_20 as bb_lower,
     atr_14,
-    (volume - volume_avg_20) / nullif(volume_std_20, 0) as volume_zscore_20
+    (volume - volume_avg_20) / nullif(volume_std_20, 0) as volume_zscore_20,
+    avg_gain_14,
+    avg_loss_14,
+    loaded_at
 from signal
+{%- if carried %}
+where rn >= restart_index
+{%- endif %}
