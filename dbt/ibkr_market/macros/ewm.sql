@@ -43,19 +43,23 @@ power({{ r }}::float8, (rn - blk * {{ var('ewm_block') }})::float8) * (
 )
 {%- endmacro %}
 
-{# The windows ewm_block_sum() and ewm_value() use. #}
+{# The windows ewm_block_sum() and ewm_value() use. (Ordering every window by (blk, rn) to share one sort was
+   measured slower: a full sort of 1.26M rows costs more than the per-symbol incremental sorts.) #}
 {% macro ewm_windows() -%}
 in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row),
 by_symbol as (partition by symbol order by rn)
 {%- endmacro %}
 
-{# SMA over the last n rows (NULL until n rows exist) as a running sum minus its value n rows back:
-   O(n). A moving float8 frame would be re-added row by row (no inverse transition in PostgreSQL). #}
-{% macro sma(x, n) -%}
-case when rn >= {{ n - 1 }} then (
-    sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and current row)
-    - coalesce(sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and {{ n }} preceding), 0)
-) / {{ n }} end
+{# A running sum over the symbol's rows (incremental in PostgreSQL: one addition per row). #}
+{% macro running_sum(x) -%}
+sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and current row)
+{%- endmacro %}
+
+{# Mean of the last n rows (NULL until n rows exist) from a running sum `cum`: (cum_t - cum_{t-n}) / n over the
+   `by_symbol` window. O(1) per row, where a moving float8 frame re-adds n values per row (float8 sum has no
+   inverse transition in PostgreSQL). #}
+{% macro sma(cum, n) -%}
+case when rn >= {{ n - 1 }} then ({{ cum }} - coalesce(lag({{ cum }}, {{ n }}) over by_symbol, 0)) / {{ n }} end
 {%- endmacro %}
 
 {# Population stddev over the last n rows: float8's moving stddev_pop (numerically stable; n is small). #}

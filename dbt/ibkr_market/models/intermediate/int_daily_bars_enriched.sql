@@ -20,7 +20,7 @@
 with changed as (
     select symbol, min(session_date) as from_date
     from {{ ref('stg_ibkr__daily_bars') }}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where loaded_at > {{ high_water_mark() }}
     group by symbol
 ),
 

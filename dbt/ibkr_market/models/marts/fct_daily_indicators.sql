@@ -3,11 +3,13 @@
     unique_key=['symbol', 'session_date'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['symbol', 'session_date'], 'unique': True}],
-    pre_hook="set work_mem = '256MB'",
-    post_hook="reset work_mem",
+    indexes=[{'columns': ['symbol', 'session_date'], 'unique': True}, {'columns': ['loaded_at']}],
+    pre_hook="set work_mem = '256MB'; set jit = {{ 'off' if is_incremental() else 'on' }}",
+    post_hook="reset work_mem; reset jit",
 ) }}
 {#
+  JIT is off for incremental runs: compiling this many expressions costs more than a small run takes.
+
   One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Recursive indicators use
   the ewm_* macros: block-anchored window sums, exact to machine precision.
 
@@ -26,7 +28,7 @@ with
 restarts as (
     select symbol, min(session_index) as restart_index
     from {{ ref('int_daily_bars_enriched') }}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where loaded_at > {{ high_water_mark() }}
     group by symbol
 ),
 
@@ -53,9 +55,14 @@ states as (
 inputs as (
     select e.*, s.restart_index, s.carry_rn, s.carry_ema_12, s.carry_ema_26, s.carry_macd_fast, s.carry_gain,
         s.carry_loss, s.carry_tr, s.carry_signal
-    from {{ ref('int_daily_bars_enriched') }} e
-    join states s on s.symbol = e.symbol
-        and e.session_index >= case when s.carry_rn is null then 0 else s.restart_index - {{ lookback }} end
+    from states s
+    cross join lateral (  -- per symbol, an index range scan of the sessions it needs
+        select *
+        from {{ ref('int_daily_bars_enriched') }} i
+        where i.symbol = s.symbol
+            and i.session_index >= case when s.carry_rn is null then 0 else s.restart_index - {{ lookback }} end
+        offset 0  -- keeps the subquery from being flattened into a merge join over every session
+    ) e
 ),
 {%- endif %}
 
@@ -75,12 +82,9 @@ windows as (
     select
         *,
         rn / {{ var('ewm_block') }} as blk,
-        {{ sma('close', 20) }} as sma_20,
-        {{ sma('close', 50) }} as sma_50,
-        {{ sma('close', 200) }} as sma_200,
+        {{ running_sum('close') }} as cum_close,  -- moving sums are differences of running sums (see sma())
+        {{ running_sum('volume') }} as cum_volume,
         {{ stddev_pop_n('close', 20) }} as close_std_20,
-        case when rn >= 19 then avg(volume) over (partition by symbol order by rn rows between 19 preceding
-            and current row) end as volume_avg_20,  -- same frame as its stddev: the z-score's mean
         {{ stddev_pop_n('volume', 20) }} as volume_std_20,
         -- seeds: the SMA of each recursion's first n inputs (TA-Lib compatibility mode); TA-Lib's MACD
         -- seeds its fast EMA where the slow one starts (row 25), with the 12 closes ending there
@@ -96,6 +100,10 @@ windows as (
 contributions as (
     select
         *,
+        {{ sma('cum_close', 20) }} as sma_20,
+        {{ sma('cum_close', 50) }} as sma_50,
+        {{ sma('cum_close', 200) }} as sma_200,
+        {{ sma('cum_volume', 20) }} as volume_avg_20,  -- exact: volumes are whole shares
         {{ ewm_anchor(ewm_input('close', k12, 11, 'seed_ema_12', carried and 'carry_ema_12'), recursions['ema_12']) }} as v_ema_12,
         {{ ewm_anchor(ewm_input('close', k26, 25, 'seed_ema_26', carried and 'carry_ema_26'), recursions['ema_26']) }} as v_ema_26,
         {{ ewm_anchor(ewm_input('close', k12, 25, 'seed_macd_fast', carried and 'carry_macd_fast'), recursions['macd_fast']) }} as v_macd_fast,
@@ -103,6 +111,7 @@ contributions as (
         {{ ewm_anchor(ewm_input('loss', w14, 14, 'seed_loss', carried and 'carry_loss'), recursions['loss']) }} as v_loss,
         {{ ewm_anchor(ewm_input('true_range', w14, 14, 'seed_tr', carried and 'carry_tr'), recursions['tr']) }} as v_tr
     from windows
+    window by_symbol as (partition by symbol order by rn)
 ),
 
 block_sums as (
@@ -112,6 +121,9 @@ block_sums as (
         {{ ewm_block_sum('v_' ~ name) }} as s_{{ name }}{{ "," if not loop.last }}
         {%- endfor %}
     from contributions
+    {%- if carried %}
+    where rn >= coalesce(carry_rn, 0)  -- rows before the carried state only fed the moving windows
+    {%- endif %}
     window {{ ewm_windows() }}
 ),
 
