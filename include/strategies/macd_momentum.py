@@ -1,0 +1,71 @@
+"""MACD momentum: BUY when the MACD histogram turns positive (MACD crosses above its signal line) between the
+previous and the latest session, SELL when it turns negative; with ``require_zero_line`` a BUY also needs
+MACD > 0 and a SELL MACD < 0.
+
+Confidence = 0.5 + 0.5 * min(1, |macd_hist| / (full_confidence_atr * ATR-14)): how far the lines separated
+on the crossing day, in volatility units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from include.config.models import MacdMomentumParams
+from include.strategies.base import (
+    Features,
+    Signal,
+    hold,
+    make_signal,
+    missing_reason,
+    previous_is_older,
+    require,
+    scaled_confidence,
+)
+
+MODEL = "macd_momentum"
+
+
+def macd_momentum_signal(symbol: str, features: Features | None, previous: Features | None,
+                         params: MacdMomentumParams, strategy_id: int) -> Signal:
+    now, missing = require(features, ("macd", "macd_signal", "macd_hist", "atr_14", "close"))
+    before, missing_prev = require(previous, ("macd_hist",), prefix="previous.")
+    ctx = {"strategy_id": strategy_id, "model": MODEL, "features": features}
+    if features is None:
+        return hold(symbol, "HOLD: no feature row for this symbol", **ctx)
+    if missing or missing_prev:
+        return hold(symbol, missing_reason(missing + missing_prev), **ctx)
+    if not previous_is_older(features, previous):
+        return hold(symbol, "HOLD: previous session row is not older than the latest session", **ctx)
+    if now["atr_14"] <= 0:
+        return hold(symbol, f"HOLD: atr_14={now['atr_14']} is not positive", **ctx)
+
+    hist, prev_hist, macd = now["macd_hist"], before["macd_hist"], now["macd"]
+    inputs = {**now, "previous_macd_hist": prev_hist}
+    if prev_hist <= 0 < hist:
+        action, word = "BUY", "above"
+        blocked = params.require_zero_line and macd <= 0
+    elif prev_hist >= 0 > hist:
+        action, word = "SELL", "below"
+        blocked = params.require_zero_line and macd >= 0
+    else:
+        return hold(symbol, f"HOLD: no MACD crossover (histogram {prev_hist:+.4f} -> {hist:+.4f})",
+                    inputs=inputs, **ctx)
+    if blocked:
+        return hold(symbol, f"HOLD: MACD crossed {word} its signal line but MACD {macd:+.4f} is on the wrong "
+                    "side of zero (require_zero_line)", inputs=inputs, **ctx)
+    hist_atr = abs(hist) / now["atr_14"]
+    confidence = scaled_confidence(hist_atr, params.full_confidence_atr)
+    rationale = (f"MACD crossed {word} its signal line: histogram {prev_hist:+.4f} -> {hist:+.4f} "
+                 f"({hist_atr:.3f} ATR; full confidence at {params.full_confidence_atr} ATR), MACD {macd:+.4f}")
+    return make_signal(symbol, action, confidence, rationale, inputs=inputs, **ctx)
+
+
+@dataclass(frozen=True)
+class MacdMomentumStrategy:
+    strategy_id: int
+    params: MacdMomentumParams
+    model: str = MODEL
+
+    def generate(self, symbol: str, features: Features | None, previous: Features | None = None,
+                 chart_png: bytes | None = None) -> Signal:
+        return macd_momentum_signal(symbol, features, previous, self.params, self.strategy_id)
