@@ -1,5 +1,5 @@
-"""ASGI middleware in front of `/v1/api` (and `/v1/portal`): statistics, fault injection, then the
-session/priming/pacing gate of `SimState.gate`."""
+"""ASGI middleware in front of `/v1/api` (and `/v1/portal`): statistics, fault injection (before or, with
+`after`, instead of the answer), then the session/priming/pacing gate of `SimState.gate`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fnmatch import fnmatch
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from include.ibkr.simulator.limits import MALFORMED_BODY
+from include.ibkr.simulator.limits import MALFORMED_BODY, Fault
 from include.ibkr.simulator.state import SimState
 
 # IBeam calls some session routes under /v1/portal (§1); both prefixes serve the same API.
@@ -55,7 +55,11 @@ class GatewayGate:
         if allowed and not any(fnmatch(_client_host(scope), pattern) for pattern in allowed):
             await _send_raw(counted, 404, b"Access Denied", b"text/plain")  # §1 IP allow-list (ibeam#239)
             return
-        fault = sim.faults.match(method, sub)  # faults come before any normal handling
+        fault = sim.faults.match(method, sub)  # faults come before normal handling (`after` ones wrap it)
+        if fault is not None and fault.after:
+            stats.faults_applied += 1
+            await self._answer_lost(scope, receive, counted, sim, method, sub, fault)
+            return
         if fault is not None:
             stats.faults_applied += 1
             if fault.latency_ms:
@@ -72,3 +76,26 @@ class GatewayGate:
             await refusal(scope, receive, counted)
             return
         await self.app(scope, receive, counted)
+
+    async def _answer_lost(
+        self, scope: Scope, receive: Receive, send: Send, sim: SimState, method: str, sub: str, fault: Fault
+    ) -> None:
+        """An `after` fault: handle the request for real, then replace or delay its answer, so the client
+        cannot tell whether the gateway acted (an order placed but its acknowledgement lost)."""
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        refusal = sim.gate(method, sub)
+        await (refusal or self.app)(scope, receive, hold)
+        if fault.latency_ms:
+            await asyncio.sleep(fault.latency_ms / 1000)
+        if fault.status is not None:
+            body = fault.response_body()
+            await _send_raw(send, fault.status, body, b"application/json" if body else None)
+        elif fault.malformed:
+            await _send_raw(send, 200, MALFORMED_BODY, b"application/json")
+        else:
+            for message in held:  # a late but complete answer: the client may have timed out by now
+                await send(message)

@@ -94,6 +94,9 @@ class Fault:
     malformed: bool
     times: int  # remaining applications; -1 = until cleared
     applied: int = 0
+    # after=True: the request is handled normally first, then its answer is replaced (status/malformed) or
+    # delayed (latency): the gateway acted but the client never hears it (lost ack, 5xx after acceptance).
+    after: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +109,7 @@ class Fault:
             "malformed": self.malformed,
             "times": self.times,
             "applied": self.applied,
+            "after": self.after,
         }
 
     def response_body(self) -> bytes:
@@ -147,6 +151,7 @@ class FaultBook:
             latency_ms=latency,
             malformed=malformed,
             times=int(spec.get("times", 1)),
+            after=bool(spec.get("after", False)),
         )
         if fault.times == 0:
             raise ValueError("times must be >= 1 or -1")
