@@ -1,0 +1,193 @@
+"""The order-intent ledger in PostgreSQL (``trading.order_intents`` + ``trading.order_events``): idempotent
+DDL, a per-run advisory lock, inserts before submission, and status transitions that always leave an event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.execution.errors import ConcurrentExecutionError
+from include.execution.models import IntentRecord, OrderPlan, RunContext
+from include.marketdata.db import connect as connect
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+# The same key as include.marketdata.db: every schema DDL in the database is serialised, so two owners
+# creating their schemas at once cannot race on pg_namespace.
+_SCHEMA_LOCK_KEY = 727_001
+_RUN_LOCK_SEED = 727_005  # seed of hashtextextended(): run locks live in their own key space
+_COLUMNS = tuple(f.name for f in fields(IntentRecord))
+_UPDATABLE = frozenset({"status", "broker_order_id", "broker_status", "filled_quantity", "avg_fill_price",
+                        "last_error", "conid", "account_id"})
+
+
+def ensure_schema(conn: PgConnection) -> None:
+    """Create the trading schema and tables if missing; cheap enough to run on every call."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        cur.execute(SCHEMA_SQL.read_text())
+
+
+@contextmanager
+def run_lock(conn: PgConnection, dag_id: str, run_id: str, timeout_s: float = 60.0) -> Iterator[None]:
+    """Session advisory lock on (dag_id, run_id): a zombie task and its retry never submit side by side.
+    A killed process loses its connection and so its lock, which is what makes a retry possible."""
+    import psycopg2
+
+    key = f"execution:{dag_id}:{run_id}"
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(timeout_s * 1000)}ms",))
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, %s))", (key, _RUN_LOCK_SEED))
+    except psycopg2.errors.LockNotAvailable:
+        raise ConcurrentExecutionError(
+            f"another process is executing orders for dag_id={dag_id!r} run_id={run_id!r} (advisory lock held "
+            f"for more than {timeout_s:g} s); retry when it has finished"
+        ) from None
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, %s))", (key, _RUN_LOCK_SEED))
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def _record(row: Sequence[Any]) -> IntentRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    for name in ("quantity", "limit_price", "ref_price", "filled_quantity", "avg_fill_price"):
+        values[name] = _number(values[name])
+    return IntentRecord(**values)
+
+
+def insert_intents(
+    conn: PgConnection, run: RunContext, rows: Iterable[tuple[OrderPlan, str, str, dict[str, Any]]],
+) -> set[str]:
+    """Insert ``(plan, intent_id, status, extra columns)`` rows that do not exist yet, each with its first
+    event, in ONE committed transaction; returns the ids actually inserted (existing ones are left alone)."""
+    from psycopg2.extras import Json
+
+    inserted: set[str] = set()
+    with conn, conn.cursor() as cur:
+        for plan, intent_id, status, extra in rows:
+            cur.execute(
+                """
+                INSERT INTO trading.order_intents (intent_id, dag_id, run_id, try_number, strategy_id, symbol,
+                    conid, side, quantity, order_type, tif, limit_price, ref_price, mode, account_id, status,
+                    coid, last_error, mlflow_run_id, signal, risk_decision, dq_verdict)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (intent_id) DO NOTHING
+                RETURNING intent_id
+                """,
+                (intent_id, run.dag_id, run.run_id, run.try_number, str(plan.strategy_id), plan.symbol,
+                 extra.get("conid", plan.conid), plan.side, plan.quantity, plan.order_type, plan.tif,
+                 plan.limit_price, plan.ref_price, run.mode, extra.get("account_id"), status, intent_id,
+                 extra.get("last_error"), run.mlflow_run_id, Json(plan.signal), Json(plan.risk), Json(plan.dq)),
+            )  # fmt: skip
+            if cur.fetchone() is None:
+                continue
+            inserted.add(intent_id)
+            cur.execute(
+                "INSERT INTO trading.order_events (intent_id, kind, status, try_number, message)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (intent_id, "error" if extra.get("last_error") else "status", status, run.try_number,
+                 extra.get("last_error") or "intent recorded"),
+            )  # fmt: skip
+    return inserted
+
+
+def load_intents(
+    conn: PgConnection, intent_ids: Sequence[str] | None = None, *, dag_id: str | None = None,
+    run_id: str | None = None, statuses: Iterable[str] | None = None,
+) -> list[IntentRecord]:
+    """Intents by id and/or run and/or status, oldest first."""
+    where, args = [], []
+    if intent_ids is not None:
+        where.append("intent_id = ANY(%s)")
+        args.append(list(intent_ids))
+    for column, value in (("dag_id", dag_id), ("run_id", run_id)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            args.append(value)
+    if statuses is not None:
+        where.append("status = ANY(%s)")
+        args.append(list(statuses))
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM trading.order_intents"
+    sql += f" WHERE {' AND '.join(where)}" if where else ""
+    with conn, conn.cursor() as cur:
+        cur.execute(sql + " ORDER BY created_at, intent_id", args)
+        return [_record(row) for row in cur.fetchall()]
+
+
+def transition(
+    conn: PgConnection, intent: IntentRecord, status: str, *, try_number: int | None, kind: str = "status",
+    message: str | None = None, payload: Any = None, **changes: Any,
+) -> IntentRecord:
+    """Update the intent and append its event in one committed transaction (durable before the next call
+    to the broker); returns the updated row."""
+    from psycopg2.extras import Json
+
+    unknown = set(changes) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    changes["status"] = status
+    sets = ", ".join(f"{name} = %s" for name in changes)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE trading.order_intents SET {sets}, updated_at = now() WHERE intent_id = %s"
+            f" RETURNING {', '.join(_COLUMNS)}",
+            [*changes.values(), intent.intent_id],
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise LookupError(f"intent {intent.intent_id} is not in trading.order_intents")
+        updated = _record(row)
+        cur.execute(
+            "INSERT INTO trading.order_events (intent_id, kind, status, previous_status, try_number,"
+            " broker_status, filled_quantity, avg_price, message, payload)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (intent.intent_id, kind, status, intent.status, try_number, updated.broker_status,
+             updated.filled_quantity, updated.avg_fill_price, message,
+             Json(payload) if payload is not None else None),
+        )  # fmt: skip
+    return updated
+
+
+def record_execution(
+    conn: PgConnection, intent: IntentRecord, execution_id: str, quantity: float, price: float,
+    payload: dict[str, Any],
+) -> bool:
+    """A fill event per broker execution (deduplicated by execution id); True if it was new."""
+    from psycopg2.extras import Json
+
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO trading.order_events (intent_id, kind, status, filled_quantity, avg_price, execution_id,"
+            " message, payload) VALUES (%s, 'fill', %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (intent_id, execution_id) WHERE execution_id IS NOT NULL DO NOTHING RETURNING event_id",
+            (intent.intent_id, intent.status, quantity, price, execution_id,
+             f"execution {quantity:g} @ {price:g}", Json(payload)),
+        )  # fmt: skip
+        return cur.fetchone() is not None
+
+
+def load_events(conn: PgConnection, intent_id: str) -> list[dict[str, Any]]:
+    """The intent's events, oldest first (for tests, MLflow artifacts and audits)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT event_id, event_at, kind, status, previous_status, try_number, broker_status, filled_quantity,"
+            " avg_price, execution_id, message, payload FROM trading.order_events WHERE intent_id = %s"
+            " ORDER BY event_id",
+            (intent_id,),
+        )
+        names = [d.name for d in cur.description]
+        return [{k: _number(v) for k, v in zip(names, row, strict=True)} for row in cur.fetchall()]

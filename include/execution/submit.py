@@ -1,0 +1,83 @@
+"""Sending one intent: ``submitted`` is committed before the POST, the acknowledgement after it; a failed
+POST is classified by what it proves (never sent -> ``pending``, maybe sent -> ``submitted``, refused ->
+``rejected``/``failed``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from include.execution import ledger
+from include.execution.broker import Broker, ledger_status
+from include.execution.errors import IntentFailure
+from include.execution.models import FAILED, PENDING, REJECTED, SUBMITTED, IntentRecord
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+    from include.ibkr.errors import IBKRError
+    from include.ibkr.models import OrderRequest
+
+
+def order_request(intent: IntentRecord) -> OrderRequest:
+    from include.ibkr.models import OrderRequest
+
+    if intent.conid is None:
+        raise ValueError(f"{intent.describe()} has no conid")
+    return OrderRequest(
+        conid=intent.conid, side=intent.side, quantity=intent.quantity, order_type=intent.order_type,
+        tif=intent.tif, price=intent.limit_price, coid=intent.coid, account_id=intent.account_id,
+    )  # type: ignore[arg-type]  # fmt: skip
+
+
+def submit_one(
+    conn: PgConnection, broker: Broker, intent: IntentRecord, try_number: int, *, resubmission: bool = False,
+) -> IntentRecord:
+    """POST one order (the client confirms the reply-question chain); errors propagate with the row left
+    ``submitted``, which is the truth until the caller classifies the error."""
+    request = order_request(intent)
+    why = ("resubmitting: the broker's live orders and executions show no order with this cOID"
+           if resubmission else "sending")
+    intent = ledger.transition(conn, intent, SUBMITTED, try_number=try_number,
+                               message=f"{why} (cOID {intent.coid}, account {intent.account_id})")
+    ack = broker.place_order(request)
+    confirmed = f"; confirmed {', '.join(ack.questions_confirmed)}" if ack.questions_confirmed else ""
+    return ledger.transition(
+        conn, intent, ledger_status(ack.order_status, 0.0, intent.quantity), try_number=try_number,
+        message=f"acknowledged as broker order {ack.order_id} ({ack.order_status}){confirmed}",
+        payload=ack.model_dump(mode="json"), broker_order_id=ack.order_id, broker_status=ack.order_status,
+        last_error=None,
+    )  # fmt: skip
+
+
+def classify(exc: IBKRError) -> tuple[str, bool]:
+    """(ledger status, stop the batch) for a failed placement, from what the error proves about the order."""
+    import httpx
+
+    from include.ibkr import errors as E
+
+    # Refused at the gateway before IBKR saw the order (401, no bridge, competing session, not primed, 429 after
+    # the client's own retries): never placed, and every following order would hit the same wall.
+    if isinstance(exc, E.NotAuthenticatedError | E.NoBridgeError | E.CompetingSessionError | E.NotPrimedError
+                  | E.RateLimitedError):
+        return PENDING, True
+    if isinstance(exc, E.GatewayUnreachableError):
+        unsent = isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        return (PENDING if unsent else SUBMITTED), True
+    if isinstance(exc, E.OrderNotConfirmedError):
+        # The question chain broke off (expired reply id, too many questions): no order, but the cOID is
+        # registered at IBKR, so the same id cannot simply be sent again.
+        return FAILED, False
+    if isinstance(exc, E.OrderRejectedError | E.BadRequestError | E.UnknownSymbolError):
+        return REJECTED, False  # a 4xx about this order: it was refused, the next one may be fine
+    # 5xx, malformed answers, anything else: the order may exist. Stop; a retry reconciles by cOID first.
+    return SUBMITTED, True
+
+
+def failure_of(intent: IntentRecord, exc: IBKRError, message: str | None = None) -> IntentFailure:
+    text = message or exc.message
+    if exc.body and exc.body.strip() and exc.body.strip() not in text:
+        text += f" (broker said: {exc.body.strip()[:200]})"
+    return IntentFailure(
+        symbol=intent.symbol, side=intent.side, intent_id=intent.intent_id, ledger_status=intent.status,
+        error_type=type(exc).__name__, message=text, http_status=exc.status_code, endpoint=exc.endpoint,
+    )

@@ -1,0 +1,53 @@
+"""Intent ids, order-plan validation, the live-trading gate and import hygiene (no database, no gateway)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from include.execution import LiveTradingNotAllowedError, OrderPlan, RunContext, check_live_allowed, make_intent_id
+from tests.conftest import REPO
+
+
+def test_intent_id_is_deterministic_short_and_distinct():
+    base = ("ibkr_trading_strategy", "manual__2025-01-02T15:00:00+00:00", 1, "TSLA", "BUY")
+    first = make_intent_id(*base)
+    assert first == make_intent_id(*base)
+    assert first == make_intent_id(base[0], base[1], "1", " tsla ", "buy")  # normalised symbol/side/strategy
+    assert re.fullmatch(r"oi[0-9a-f]{20}", first)  # 22 plain ASCII characters: safe as a cOID
+    variants = {make_intent_id(*base[:i], v, *base[i + 1:])
+                for i, v in enumerate(("other_dag", "scheduled__x", 2, "NVDA", "SELL"))}
+    assert first not in variants and len(variants) == 5
+
+
+def test_plan_validation_names_the_order():
+    with pytest.raises(ValueError, match="BUY 0 TSLA: quantity"):
+        OrderPlan(strategy_id=1, symbol="tsla", side="BUY", quantity=0, ref_price=100.0, order_type="MKT")
+    with pytest.raises(ValueError, match="LMT order needs a positive limit_price"):
+        OrderPlan(strategy_id=1, symbol="TSLA", side="BUY", quantity=1, ref_price=100.0, order_type="LMT")
+    with pytest.raises(ValueError, match="ref_price"):
+        OrderPlan(strategy_id=1, symbol="TSLA", side="SELL", quantity=1, ref_price=float("nan"), order_type="MKT")
+    ok = OrderPlan(strategy_id=1, symbol="tsla", side="BUY", quantity=1, ref_price=99.5, limit_price=100.0)
+    assert ok.symbol == "TSLA" and ok.order_type == "LMT"
+    with pytest.raises(ValueError, match="mode"):
+        RunContext(dag_id="d", run_id="r", mode="yolo")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [None, "", "no", "true", "1", "YES please"])
+def test_live_mode_needs_the_environment_opt_in(value):
+    env = {} if value is None else {"ALLOW_LIVE_TRADING": value}
+    with pytest.raises(LiveTradingNotAllowedError, match="ALLOW_LIVE_TRADING"):
+        check_live_allowed(RunContext(dag_id="d", run_id="r", mode="live"), env)
+    check_live_allowed(RunContext(dag_id="d", run_id="r", mode="live"), {"ALLOW_LIVE_TRADING": " Yes "})
+    check_live_allowed(RunContext(dag_id="d", run_id="r", mode="paper"), env)  # paper needs no opt-in
+
+
+def test_execution_package_imports_no_airflow_and_nothing_heavy():
+    code = ("import sys, include.execution, include.execution.refresh; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'airflow', 'pandas', 'mlflow', 'great_expectations', 'dbt', 'psycopg2', 'httpx'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
