@@ -60,9 +60,9 @@ class OrderExecutionError(ExecutionError):
         self.failures = failures
         self.attempted = attempted
         self.report = report  # the ExecutionReport: the ledger rows as left by this attempt
-        lines = [f"{len(failures)} of {attempted} order(s) not placed:"]
+        lines = [f"{len(failures)} of {attempted} order(s) not placed or not confirmed:"]
         lines += [f"  - {f.describe()}" for f in failures]
-        if stopped_early:
+        if stopped_early and any(f.error_type == "NotAttempted" for f in failures):
             lines.append("  submission stopped at the first gateway-wide problem (IBKR: place the next order "
                          "only once the previous one is acknowledged); the remaining orders stay pending")
         super().__init__("\n".join(lines))

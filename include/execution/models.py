@@ -89,6 +89,21 @@ class OrderPlan:
     def intent_id(self, run: RunContext) -> str:
         return make_intent_id(run.dag_id, run.run_id, self.strategy_id, self.symbol, self.side)
 
+    @classmethod
+    def from_decision(cls, decision: Any, *, signal: Any = None, dq: Any = None, conid: int | None = None,
+                      tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY") -> OrderPlan:
+        """An approved ``include.risk.models.RiskDecision`` (duck-typed: execution does not import risk) as a
+        plan: LMT at its limit price (MKT if it has none), ref price = the last price risk sized against."""
+        if not getattr(decision, "approved", False) or decision.side is None or not decision.quantity:
+            raise ValueError(f"risk decision for {decision.symbol} is not an approved order: {decision.status!r}")
+        as_dict = lambda obj: obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})  # noqa: E731
+        limit = decision.limit_price
+        return cls(
+            strategy_id=decision.strategy_id, symbol=decision.symbol, side=decision.side,
+            quantity=decision.quantity, ref_price=decision.last_price or limit, order_type="LMT" if limit else "MKT",
+            limit_price=limit, tif=tif, conid=conid, signal=as_dict(signal), risk=as_dict(decision), dq=as_dict(dq),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class IntentRecord:

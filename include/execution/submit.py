@@ -75,9 +75,23 @@ def classify(exc: IBKRError) -> tuple[str, bool]:
 
 def failure_of(intent: IntentRecord, exc: IBKRError, message: str | None = None) -> IntentFailure:
     text = message or exc.message
-    if exc.body and exc.body.strip() and exc.body.strip() not in text:
-        text += f" (broker said: {exc.body.strip()[:200]})"
+    said = _broker_text(exc.body)
+    if said and said not in text:
+        text += f" (broker said: {said[:200]!r})"
     return IntentFailure(
         symbol=intent.symbol, side=intent.side, intent_id=intent.intent_id, ledger_status=intent.status,
         error_type=type(exc).__name__, message=text, http_status=exc.status_code, endpoint=exc.endpoint,
     )
+
+
+def _broker_text(body: str | None) -> str | None:
+    """The ``error`` text of an ``{"error": ...}`` body, else the raw body."""
+    import json
+
+    if not body or not body.strip():
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.strip()
+    return str(parsed["error"]) if isinstance(parsed, dict) and "error" in parsed else body.strip()

@@ -51,3 +51,19 @@ def test_execution_package_imports_no_airflow_and_nothing_heavy():
             "{'airflow', 'pandas', 'mlflow', 'great_expectations', 'dbt', 'psycopg2', 'httpx'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_plan_from_an_approved_risk_decision_keeps_the_audit_trail():
+    from include.risk.models import CheckResult, RiskDecision
+
+    checks = (CheckResult(check="confidence", approved=True, reason="0.82 >= 0.7"),)
+    decision = RiskDecision(symbol="TSLA", strategy_id=3, action="BUY", status="approved", approved=True, side="BUY",
+                            quantity=4, limit_price=251.25, last_price=250.0, notional=1005.0, confidence=0.82,
+                            checks=checks)
+    got = OrderPlan.from_decision(decision, signal={"action": "BUY", "confidence": 0.82}, dq={"verdict": "pass"})
+    assert (got.strategy_id, got.symbol, got.side, got.quantity, got.order_type, got.limit_price, got.ref_price) \
+        == (3, "TSLA", "BUY", 4, "LMT", 251.25, 250.0)
+    assert got.risk["checks"][0]["reason"] == "0.82 >= 0.7" and got.dq == {"verdict": "pass"}
+    vetoed = decision.model_copy(update={"approved": False, "status": "vetoed", "quantity": 0})
+    with pytest.raises(ValueError, match="TSLA is not an approved order: 'vetoed'"):
+        OrderPlan.from_decision(vetoed)
