@@ -89,8 +89,14 @@ def price_reference(features: Features | None) -> tuple[float | None, PriceSourc
 
 
 def session_of(features: Features | None) -> date | None:
+    """The row's session date (a ``date``, or the ISO string it becomes in XCom); None when absent or garbled."""
     value = features.get("session_date") if features is not None else None
-    return value if isinstance(value, date) else (date.fromisoformat(value) if isinstance(value, str) else None)
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value[:10]) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def scaled_confidence(distance: float, full_at: float) -> float:

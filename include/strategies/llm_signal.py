@@ -115,3 +115,7 @@ class LLMStrategy:
                  chart_png: bytes | None = None) -> Signal:
         return llm_signal(symbol, features, previous, client=self.client, params=self.params,
                           strategy_id=self.strategy_id, chart_png=chart_png, vision_supported=self.vision_supported)
+
+    def close(self) -> None:
+        """Release the HTTP connection pool (call when the run's signals are done)."""
+        self.client.close()

@@ -128,6 +128,18 @@ def test_built_from_config_and_endpoint(stub):
                                charts={"TSLA": b"png"})
     assert [(s.symbol, s.action) for s in signals] == [("TSLA", "BUY"), ("NVDA", "HOLD")]
     assert [r["has_image"] for r in stub.requests()] == [False]  # config vision=false: the chart is not sent
+    strategy.close()
+
+
+@pytest.mark.parametrize(("endpoint_vision", "sent"), [(True, True), (False, False)])
+def test_vision_needs_both_the_strategy_flag_and_a_vision_model(stub, endpoint_vision, sent):
+    cfg = get_strategy(4)
+    cfg = cfg.model_copy(update={"signal": cfg.signal.model_copy(update={"vision": True})})
+    strategy = build_strategy(cfg, llm_endpoint=LLMEndpoint(stub.base_url, "stub-model", API_KEY,
+                                                            vision=endpoint_vision))
+    (signal,) = generate_signals(strategy, ["TSLA"], {"TSLA": FEATURES}, {"TSLA": PREVIOUS}, charts={"TSLA": b"png"})
+    strategy.close()
+    assert [r["has_image"] for r in stub.requests()] == [sent] and signal.trace["vision"] is sent
 
 
 def test_stub_server_runs_as_a_module(tmp_path):

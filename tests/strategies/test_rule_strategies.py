@@ -161,6 +161,12 @@ def test_macd_no_cross_and_missing():
     assert sig.action == "HOLD" and "previous.macd_hist" in sig.rationale
 
 
+@pytest.mark.parametrize(("value", "expected"), [("2025-03-04", D1), ("2025-03-04T00:00:00", D1), ("garbled", None)])
+def test_session_date_from_xcom_strings(value, expected):
+    sig = rsi_mean_reversion_signal("TSLA", row(session=value, rsi_14=50.0), RSI, 2)
+    assert sig.session_date == expected and sig.action == "HOLD"
+
+
 def test_signal_round_trips_through_json():
     sig = macd_momentum_signal("TSLA", macd_row(0.3), row(D0, macd_hist=-0.1), MACD, 3)
     assert Signal.model_validate(sig.to_dict()) == sig
