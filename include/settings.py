@@ -202,10 +202,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if extra.get("account_id") and not settings.ibkr_account_id:
                 overrides["ibkr_account_id"] = str(extra["account_id"])
     if not settings.mlflow_tracking_uri:
-        conn = _airflow_connection(MLFLOW_CONN_ID)
-        if conn is not None and conn.host:
-            overrides["mlflow_tracking_uri"] = conn.host if "://" in conn.host else conn.get_uri()
+        uri = _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID))
+        if uri:
+            overrides["mlflow_tracking_uri"] = uri
     return replace(settings, **overrides) if overrides else settings
+
+
+def mlflow_tracking_uri(environ: Mapping[str, str] | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else the ``mlflow_default`` connection; never a silent local store.
+
+    Only this lookup (not the whole ``load_settings``): tracking helpers call it in every task.
+    ``make demo``/``make up`` set the variable to the local store (``scripts/devstack.py``).
+    """
+    env = os.environ if environ is None else environ
+    uri = env.get("MLFLOW_TRACKING_URI") or _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID))
+    if not uri:
+        raise SettingsError(
+            "no MLflow tracking store configured: set MLFLOW_TRACKING_URI (a server http://host:5000 or "
+            f"sqlite:////abs/path/mlflow.db) or the Airflow connection {MLFLOW_CONN_ID!r}"
+        )
+    return uri
+
+
+def _mlflow_uri_from_connection(conn: Any | None) -> str | None:
+    if conn is None or not conn.host:
+        return None
+    return conn.host if "://" in conn.host else conn.get_uri()
 
 
 def _airflow_variable(key: str) -> str | None:

@@ -147,6 +147,12 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> N
         proc.wait()
 
 
+def mlflow_store() -> tuple[str, Path]:
+    """The local MLflow store: sqlite backend + artifact root beside it, shared by tasks and `make up`'s UI."""
+    store = (LOCAL / "mlflow").resolve()
+    return f"sqlite:///{store / 'mlflow.db'}", store / "artifacts"
+
+
 def _jwt_secret() -> str:
     path = LOCAL / "airflow" / "jwt_secret"
     if not path.exists():
@@ -185,6 +191,8 @@ def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None) 
         "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(gateway_url),
         "MARKET_DB_URL": market_db_url,
         "IBKR_GATEWAY_URL": gateway_url,
+        # An absolute sqlite path: each task has its own cwd. include.tracking puts artifacts beside it.
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or mlflow_store()[0],
         "PYTHONPATH": str(REPO),
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -217,6 +225,7 @@ class LocalStack:
             f"market data : {mask_url(self.market_db_url)}  [{pg}]",
             f"IBKR gateway: {self.gateway_url}  [{gw}]",
             f"Airflow home: {self.env['AIRFLOW_HOME']}",
+            f"MLflow store: {mask_url(self.env['MLFLOW_TRACKING_URI'])}",
         ]
 
     def stop(self) -> None:

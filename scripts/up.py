@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, start_stack
+from scripts.devstack import LOCAL, REPO, mlflow_store, start_stack
 
 MLFLOW_PORT = int(os.environ.get("MLFLOW_PORT", "5500"))
 
@@ -28,13 +28,14 @@ def _bin(name: str) -> str:
 
 
 def start_mlflow(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    store = LOCAL / "mlflow"
-    (store / "artifacts").mkdir(parents=True, exist_ok=True)
+    # The same store and artifact root make demo's tasks write to directly, so the UI shows those runs.
+    backend_uri, artifacts = mlflow_store()
+    artifacts.mkdir(parents=True, exist_ok=True)
     log = open(LOCAL / "mlflow.log", "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
         [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
-         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-         "--default-artifact-root", (store / "artifacts").as_uri(), "--workers", "1"],
+         "--backend-store-uri", backend_uri,
+         "--default-artifact-root", artifacts.as_uri(), "--workers", "1"],
         env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -77,3 +77,14 @@ def test_load_settings_without_airflow_connections_uses_env_only(monkeypatch):
     s = load_settings()
     assert s.ibkr_gateway_url == "http://127.0.0.1:5055/v1/api"
     assert s.market_db_url is None  # no silent default database
+
+
+def test_mlflow_tracking_uri_env_then_connection_then_a_clear_error(monkeypatch):
+    from include.settings import mlflow_tracking_uri
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", '{"conn_type": "http", "host": "http://mlflow:5000"}')
+    assert mlflow_tracking_uri({"MLFLOW_TRACKING_URI": "sqlite:////srv/mlflow.db"}) == "sqlite:////srv/mlflow.db"
+    assert mlflow_tracking_uri({}) == "http://mlflow:5000"
+    monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT")
+    with pytest.raises(SettingsError, match=r"MLFLOW_TRACKING_URI.*mlflow_default"):
+        mlflow_tracking_uri({})
