@@ -17,8 +17,9 @@ from include.risk.models import TradingState
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
-# Serialises concurrent DDL (two tasks creating the schema at once would race on the catalog).
-_DDL_LOCK_KEY = 727_004
+# Serialises concurrent DDL: two sessions running CREATE SCHEMA IF NOT EXISTS at once can still collide on the
+# catalog. Same key as include.execution.ledger (and marketdata.db), which creates the same ``trading`` schema.
+_DDL_LOCK_KEY = 727_001
 DDL = """
 CREATE SCHEMA IF NOT EXISTS trading;
 CREATE TABLE IF NOT EXISTS trading.trading_state (
