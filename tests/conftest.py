@@ -138,10 +138,18 @@ def airflow_db() -> Path:
     return _AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session")
+def session_mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One sqlite MLflow store for the DAG tests of a session (creating its schema takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object) -> dict[str, str]:
-    """Point the project's settings at the test database and the simulator."""
-    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url, "AIRFLOW_CONN_MARKET_DB": clean_db}
+def stack_env(monkeypatch: pytest.MonkeyPatch, clean_db: str, simulator: object,
+              session_mlflow_uri: str) -> dict[str, str]:
+    """Point the project's settings at the test database, the simulator and a local MLflow store."""
+    env = {"MARKET_DB_URL": clean_db, "IBKR_GATEWAY_URL": simulator.base_url, "AIRFLOW_CONN_MARKET_DB": clean_db,
+           "MLFLOW_TRACKING_URI": session_mlflow_uri}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
