@@ -1,0 +1,171 @@
+"""Per-symbol data-quality verdicts: derived from check results, stored in ``quality.symbol_verdicts``, read back
+by the trading DAGs with ``latest_verdicts``.
+
+``fail``: a ``fail`` check found the symbol, or a check could not run (nothing proves the symbol clean).
+``warn``: only ``warn`` checks found it (stale by a few sessions, indicators still warming up). ``pass``: nothing.
+A symbol without any stored verdict reads as ``fail`` ("no data-quality verdict").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from include.quality.checks import Scope
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+    from include.quality.gx_run import CheckResult
+
+VerdictValue = Literal["pass", "warn", "fail"]
+NO_VERDICT = "no data-quality verdict"
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+_SCHEMA_LOCK_KEY = 727_002  # include.marketdata.db uses 727_001
+
+
+@dataclass(frozen=True)
+class Verdict:
+    symbol: str
+    verdict: VerdictValue
+    reasons: tuple[str, ...] = ()
+    run_key: str | None = None
+    checked_at: datetime | None = None
+    range_start: date | None = None
+    range_end: date | None = None
+    last_session: date | None = None  # the latest raw bar in the range
+
+    @property
+    def tradeable(self) -> bool:
+        return self.verdict != "fail"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "verdict": self.verdict, "reasons": list(self.reasons),
+                "run_key": self.run_key, "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+                "range_start": _iso(self.range_start), "range_end": _iso(self.range_end),
+                "last_session": _iso(self.last_session)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: VerdictValue
+    reasons: tuple[str, ...]
+    failed_checks: int
+    warned_checks: int
+
+
+def decide(symbols: Iterable[str], results: Sequence[CheckResult]) -> dict[str, Decision]:
+    """Verdict and reasons per symbol, fail reasons first. Rows of symbols outside ``symbols`` (or without one,
+    like a NULL mart key) change no verdict: they stay visible in the check's results and the summary."""
+    found: dict[str, dict[str, list[str]]] = {s: {"fail": [], "warn": []} for s in symbols}
+    for result in results:
+        if result.error is not None:
+            for reasons in found.values():
+                reasons["fail"].append(f"check {result.check} could not run: {result.error}")
+            continue
+        for row in result.rows:
+            if row.get("symbol") in found:
+                found[row["symbol"]][result.severity].append(_reason(result.check, row))
+    return {
+        symbol: Decision("fail" if r["fail"] else "warn" if r["warn"] else "pass", (*r["fail"], *r["warn"]),
+                         len(r["fail"]), len(r["warn"]))
+        for symbol, r in found.items()
+    }
+
+
+def _reason(check: str, row: dict[str, Any]) -> str:
+    examples = list(row.get("examples") or [])
+    more = int(row.get("sessions") or 0) - len(examples)
+    text = "; ".join(examples) + (f"; and {more} more session(s)" if more > 0 else "")
+    return f"{text} [{check}]"
+
+
+def ensure_schema(conn: PgConnection) -> None:
+    """Create the verdict table if missing; run on every write (clean databases drop the schema)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        cur.execute(SCHEMA_SQL.read_text())
+
+
+def bar_counts(conn: PgConnection, scope: Scope, raw_relation: str) -> dict[str, tuple[int, date | None]]:
+    """Raw bars in the range and the latest one, per symbol (stored with the verdict)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT symbol, count(*), max(session_date) FROM {raw_relation}"  # relation validated by the caller
+            " WHERE symbol = ANY(%s) AND session_date BETWEEN %s AND %s GROUP BY symbol",
+            (list(scope.symbols), scope.start, scope.end),
+        )
+        return {symbol: (int(n), last) for symbol, n, last in cur.fetchall()}
+
+
+def write_verdicts(
+    conn: PgConnection, run_key: str, scope: Scope, results: Sequence[CheckResult], raw_relation: str
+) -> dict[str, Verdict]:
+    """Decide and upsert one row per symbol for ``run_key`` (a retried run overwrites its own rows)."""
+    from psycopg2.extras import Json, execute_values
+
+    ensure_schema(conn)
+    decided = decide(scope.symbols, results)
+    counts = bar_counts(conn, scope, raw_relation)
+    rows = [
+        (run_key, symbol, d.verdict, Json(list(d.reasons)), scope.start, scope.end, *counts.get(symbol, (0, None)),
+         d.failed_checks, d.warned_checks)
+        for symbol, d in decided.items()
+    ]
+    if not rows:
+        return {}
+    with conn, conn.cursor() as cur:
+        returned = execute_values(cur, """
+            INSERT INTO quality.symbol_verdicts (run_key, symbol, verdict, reasons, range_start, range_end, bars,
+                                                 last_session, failed_checks, warned_checks)
+            VALUES %s
+            ON CONFLICT (run_key, symbol) DO UPDATE SET
+                verdict = EXCLUDED.verdict, reasons = EXCLUDED.reasons, checked_at = EXCLUDED.checked_at,
+                range_start = EXCLUDED.range_start, range_end = EXCLUDED.range_end, bars = EXCLUDED.bars,
+                last_session = EXCLUDED.last_session, failed_checks = EXCLUDED.failed_checks,
+                warned_checks = EXCLUDED.warned_checks
+            RETURNING symbol, checked_at""", rows, fetch=True)
+        checked_at = dict(returned)
+    return {
+        symbol: Verdict(symbol, d.verdict, d.reasons, run_key, checked_at[symbol], scope.start, scope.end,
+                        counts.get(symbol, (0, None))[1])
+        for symbol, d in decided.items()
+    }
+
+
+def latest_verdicts(
+    conn: PgConnection, symbols: Iterable[str], max_age: timedelta | None = None
+) -> dict[str, Verdict]:
+    """Each symbol's most recent verdict. No verdict (or one older than ``max_age``) reads as ``fail``.
+
+    Read-only: it neither creates the table nor ends the caller's transaction.
+    """
+    wanted = list(dict.fromkeys(symbols))
+    out = {s: Verdict(s, "fail", (NO_VERDICT,)) for s in wanted}
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('quality.symbol_verdicts') IS NOT NULL, now()")
+        exists, now = cur.fetchone()
+        if not exists or not wanted:
+            return out
+        cur.execute("""
+            SELECT DISTINCT ON (symbol) symbol, verdict, reasons, run_key, checked_at, range_start, range_end,
+                   last_session
+            FROM quality.symbol_verdicts WHERE symbol = ANY(%s)
+            ORDER BY symbol, checked_at DESC, run_key DESC""", (wanted,))
+        for symbol, verdict, reasons, run_key, checked_at, start, end, last in cur.fetchall():
+            reasons = reasons if isinstance(reasons, list) else json.loads(reasons)
+            found = Verdict(symbol, verdict, tuple(reasons), run_key, checked_at, start, end, last)
+            if max_age is not None and now - checked_at > max_age:
+                found = Verdict(symbol, "fail", (f"latest data-quality verdict is older than {max_age} "
+                                                 f"(checked {checked_at.isoformat()}, run {run_key})",),
+                                run_key, checked_at, start, end, last)
+            out[symbol] = found
+    return out
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
