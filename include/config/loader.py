@@ -95,10 +95,12 @@ def parse_strategies(document: Any, source: str = "strategies.yaml") -> list[Str
 
 
 def load_strategies(path: str | Path | None = None) -> list[StrategyConfig]:
-    """All strategies (enabled or not) from ``path`` (default: include/config/strategies.yaml)."""
+    """All strategies (enabled or not) from ``path``, else $STRATEGIES_FILE, else include/config/strategies.yaml."""
+    import os
+
     import yaml
 
-    file = Path(path) if path is not None else STRATEGIES_YAML
+    file = Path(path or os.environ.get("STRATEGIES_FILE") or STRATEGIES_YAML)
     try:
         document = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

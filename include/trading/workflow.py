@@ -1,0 +1,126 @@
+"""The trading DAG's shape, shared by ``ibkr_trading_strategy`` (any strategy, chosen by conf) and the
+one-DAG-per-strategy factory: MLflow run -> environment -> market open -> IBKR auth -> market data ->
+features + verdicts -> signals -> charts -> risk -> orders -> end MLflow run -> cleanup."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task
+
+from include.sensors.ibkr_auth import IBKRAuthSensor
+from include.sensors.market_open import MarketOpenSensor
+
+TAGS = ["trading"]
+
+
+def trading_params(strategy_id: int | None = None, dry_run: bool = True) -> dict[str, Param]:
+    """The trigger form / conf schema (Airflow validates it at trigger time; the first task re-checks it)."""
+    return {
+        "strategy_id": Param(strategy_id, type="integer", minimum=1,
+                             description="Strategy id from include/config/strategies.yaml"),
+        "symbols": Param(None, type=["null", "array"], items={"type": "string"},
+                         description="Tickers; empty = the strategy's symbols"),
+        "dry_run": Param(dry_run, type="boolean", description="Record orders as simulated; touch no order endpoint"),
+        "mode": Param(None, type=["null", "string"], enum=[None, "paper", "live"],
+                      description="With dry_run false: paper or live (live also needs the strategy's mode live "
+                                  "and ALLOW_LIVE_TRADING=yes)"),
+        "ignore_market_hours": Param(False, type="boolean",
+                                     description="Run outside exchange hours (tests, dry runs)"),
+    }
+
+
+def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], doc_md: str,
+                      tags: list[str] | None = None) -> DAG:
+    with DAG(
+        dag_id, schedule=schedule, start_date=datetime(2025, 1, 2), catchup=False, max_active_runs=1,
+        params=params, tags=TAGS + (tags or []), doc_md=doc_md,
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    ) as dag:
+        @task(task_id="start_mlflow_run")
+        def start_mlflow_run() -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.risk import LiveTradingNotAllowed
+            from include.trading import tasks
+            from include.trading.conf import RunConfError
+
+            try:
+                return tasks.start_run(get_current_context())
+            except (RunConfError, LiveTradingNotAllowed) as exc:  # a retry cannot fix a bad conf
+                raise AirflowFailException(str(exc)) from exc
+
+        @task
+        def validate_environment(run: dict) -> dict:
+            from include.trading import tasks
+
+            return tasks.validate_environment(run)
+
+        market_open = MarketOpenSensor(task_id="market_open", deferrable=True,
+                                       ignore_market_hours="{{ params.ignore_market_hours }}")
+        ibkr_auth = IBKRAuthSensor(task_id="ibkr_auth")
+
+        @task(pool="ibkr_api")
+        def fetch_market_data(run: dict) -> dict:
+            from include.trading import tasks
+
+            return tasks.fetch_market_data(run, get_current_context())
+
+        @task
+        def read_features(run: dict) -> dict:
+            from include.trading import tasks
+
+            return tasks.read_features(run, get_current_context())
+
+        @task
+        def generate_signals(run: dict, features: dict) -> list:
+            from include.trading import tasks
+
+            return tasks.generate_signals(run, features, get_current_context())
+
+        @task
+        def render_charts(run: dict, signals: list) -> list:
+            from include.trading import tasks
+
+            return tasks.render_charts(run, signals, get_current_context())
+
+        @task
+        def assess_risk(run: dict, signals: list, market: dict, features: dict) -> dict:
+            from include.trading import tasks
+
+            return tasks.assess_risk(run, signals, market, features, get_current_context())
+
+        @task(pool="ibkr_orders")
+        def place_orders(run: dict, risk: dict, signals: list, features: dict) -> dict:
+            from include.trading import tasks
+
+            return tasks.place_orders(run, risk, signals, features, get_current_context())
+
+        @task(retries=1)
+        def end_mlflow_run(run: dict | None = None) -> str | None:
+            from include.trading import tasks
+
+            return tasks.end_run(run, get_current_context())
+
+        @task
+        def cleanup(run: dict | None = None) -> None:
+            from include.trading import tasks
+
+            tasks.cleanup(run)
+
+        run = start_mlflow_run()
+        env = validate_environment(run)
+        market = fetch_market_data(run)
+        features = read_features(run)
+        signals = generate_signals(run, features)
+        charts = render_charts(run, signals)
+        risk = assess_risk(run, signals, market, features)
+        orders = place_orders(run, risk, signals, features)
+        env >> market_open >> ibkr_auth >> market
+        env >> features
+        charts >> risk
+        # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
+        end = end_mlflow_run(run).as_teardown(setups=run)
+        orders >> end >> cleanup(run).as_teardown(setups=run)
+    return dag

@@ -1,0 +1,134 @@
+"""``ibkr_trading_strategy`` end to end with ``dag.test()``: ingestion -> dbt -> GX -> signals -> risk ->
+orders (dry_run and paper against the simulator) -> MLflow."""
+
+import json
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+
+pytestmark = pytest.mark.airflow
+DAG_ID = "ibkr_trading_strategy"
+
+# RSI mean reversion on bars rewritten below into a steady decline (RSI 0): a BUY with confidence 1.
+STRATEGY = """
+version: 1
+strategies:
+  - id: 7
+    name: oversold_test
+    symbols: [TSLA, NVDA]
+    schedule: "@daily"
+    signal: {model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}
+    risk: {max_order_notional: 2000, max_position_notional: 5000, price_collar_pct: 0.2}  # bars rewritten below
+    mode: paper
+"""
+
+
+def _rows(dsn, sql, args=()):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else None
+
+
+@pytest.fixture
+def market(run_dag, stack_env, tmp_path, monkeypatch):
+    """TSLA and NVDA bars as a steady decline; NVDA's last bar broken (high < low) -> a `fail` verdict."""
+    file = Path(tmp_path / "strategies.yaml")
+    file.write_text(STRATEGY)
+    monkeypatch.setenv("STRATEGIES_FILE", str(file))
+    monkeypatch.setenv("QUALITY_REPORTS_DIR", str(tmp_path / "quality"))
+    # 220 sessions: past SMA-200's warm-up, which would otherwise make the verdict `warn` (exits only)
+    state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["TSLA", "NVDA"], "initial_history_sessions": 220})
+    assert state == "success", tasks
+    dsn = stack_env["MARKET_DB_URL"]
+    _rows(dsn, """
+        WITH k AS (SELECT symbol, session_date,
+                          count(*) OVER (PARTITION BY symbol ORDER BY session_date DESC) - 1 AS back,
+                          first_value(close) OVER (PARTITION BY symbol ORDER BY session_date DESC) AS last_close
+                   FROM raw.daily_bars)
+        UPDATE raw.daily_bars b SET close = k.last_close * (1 + 0.002 * k.back),
+            open = k.last_close * (1.001 + 0.002 * k.back), high = k.last_close * (1.002 + 0.002 * k.back),
+            low = k.last_close * (0.999 + 0.002 * k.back)
+        FROM k WHERE b.symbol = k.symbol AND b.session_date = k.session_date""")
+    _rows(dsn, """UPDATE raw.daily_bars SET high = low - 1
+                  WHERE symbol = 'NVDA' AND session_date = (SELECT max(session_date) FROM raw.daily_bars)""")
+    state, tasks = run_dag("market_data_models", {"sessions": 40})
+    verdicts = dict(_rows(dsn, "SELECT symbol, verdict FROM quality.symbol_verdicts"))
+    assert verdicts == {"TSLA": "pass", "NVDA": "fail"}, (state, tasks)
+    return dsn
+
+
+def _mlflow_run(strategy="oversold_test"):
+    from include.tracking import client
+
+    mlflow = client()
+    experiment = mlflow.get_experiment_by_name(f"ibkr-strategy-{strategy}")
+    runs = mlflow.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    return mlflow, runs[0]
+
+
+def test_dry_run_records_simulated_intents_and_vetoes_bad_data(run_dag, market, simulator):
+    before = httpx.get(f"{simulator.admin_url}/orders").json()["orders"]
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "NVDA"], "dry_run": True,
+                                    "ignore_market_hours": True})
+    assert state == "success", tasks
+    intents = _rows(market, "SELECT symbol, side, status, quantity, mlflow_run_id, run_id, dag_id, cOID"
+                            " FROM trading.order_intents")
+    assert [(s, side, st) for s, side, st, *_ in intents] == [("TSLA", "BUY", "simulated")]
+    _, _, _, quantity, mlflow_run_id, run_id, dag_id, coid = intents[0]
+    assert quantity >= 1 and dag_id == DAG_ID and coid
+    assert httpx.get(f"{simulator.admin_url}/orders").json()["orders"] == before  # dry run: no order sent
+
+    mlflow, run = _mlflow_run()
+    assert run.info.run_id == mlflow_run_id and run.info.status == "FINISHED"
+    assert run.data.params["mode"] == "dry_run" and run.data.params["symbols"] == "TSLA,NVDA"
+    assert run.data.tags["run_id"] == run_id and run.data.tags["dag_id"] == DAG_ID
+    assert run.data.metrics["signal_confidence.TSLA"] == 1.0 and run.data.metrics["vetoes"] == 1
+    for key in ("fetch_duration_seconds", "data_points", "order_quantity", "order_value", "mlflow_share"):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in mlflow.list_artifacts(run.info.run_id)}
+    assert {"signals", "risk", "orders", "charts", "data_quality"} <= artifacts
+    charts = {a.path for a in mlflow.list_artifacts(run.info.run_id, "charts")}
+    assert charts == {"charts/TSLA.png", "charts/NVDA.png"}
+    report = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "risk/risk_report.json")).read_text())
+    nvda = next(d for d in report["decisions"] if d["symbol"] == "NVDA")
+    assert nvda["status"] == "vetoed" and any("high" in v["reason"] and "< low" in v["reason"]
+                                              for v in nvda["vetoes"]), nvda["vetoes"]
+
+
+def test_paper_run_submits_once_even_when_the_order_step_runs_again(run_dag, market, simulator):
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "NVDA"], "dry_run": False,
+                                    "mode": "paper", "ignore_market_hours": True})
+    assert state == "success", tasks
+    (intent_id, status, broker_id, run_id), = _rows(
+        market, "SELECT intent_id, status, broker_order_id, run_id FROM trading.order_intents")
+    assert status in ("acknowledged", "filled") and broker_id
+    book = [o for o in httpx.get(f"{simulator.admin_url}/orders").json()["orders"] if o.get("cOID") == intent_id]
+    assert len(book) == 1
+
+    # The order step again for the same DAG run (a retry or a cleared task): reconciles, sends nothing new.
+    from include.trading import tasks as trading
+
+    class _TI:
+        try_number = 2
+
+        def xcom_push(self, **_):
+            pass
+
+    mlflow, run = _mlflow_run()
+    risk = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "risk/risk_report.json")).read_text())
+    again = trading.place_orders(
+        {"dag_id": DAG_ID, "run_id": run_id, "mode": "paper", "mlflow_run_id": run.info.run_id},
+        risk, [], {"verdicts": {}}, {"ti": _TI()})
+    assert [i["intent_id"] for i in again["intents"]] == [intent_id]
+    book = [o for o in httpx.get(f"{simulator.admin_url}/orders").json()["orders"] if o.get("cOID") == intent_id]
+    assert len(book) == 1
+
+
+def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 999, "dry_run": True, "ignore_market_hours": True})
+    assert state == "failed" and tasks["start_mlflow_run"] == "failed"
+    assert tasks["place_orders"] == "upstream_failed"
+    out = capfd.readouterr()
+    assert "strategy_id 999" in out.out + out.err
