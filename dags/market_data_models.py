@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup
 
-from include.assets import RAW_DAILY_BARS
+from include.assets import FCT_DAILY_INDICATORS, FCT_LATEST_FEATURES, RAW_DAILY_BARS, SYMBOL_VERDICTS
 from include.dbt_project import cosmos_task_group_kwargs
 
 
@@ -48,6 +48,16 @@ def market_data_models():
 
         return tasks.check_quality(scope, get_current_context())
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def log_data_run(scope: dict, summary: dict) -> str:
+        from include.quality import tasks
+
+        return tasks.log_data_run(scope, summary, get_current_context())
+
+    @task(outlets=[FCT_DAILY_INDICATORS, FCT_LATEST_FEATURES, SYMBOL_VERDICTS])
+    def publish() -> None:
+        """Only when dbt and the gate both succeeded: marts and verdicts are fresh (strategies may run)."""
+
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def dbt_failed() -> None:
         """A leaf that fails the run when dbt did: the gate after dbt succeeding must not hide it."""
@@ -57,7 +67,9 @@ def market_data_models():
 
     scope = resolve_scope()
     models >> [scope, dbt_failed()]
-    check_quality(scope)
+    summary = check_quality(scope)
+    log_data_run(scope, summary)
+    [models, summary] >> publish()
 
 
 market_data_models()

@@ -39,6 +39,18 @@ def test_ingest_then_dbt_then_quality_gate(run_dag, stack_env, dagbag, tmp_path,
     reports = list(tmp_path.iterdir())
     assert len(reports) == 1 and (reports[0] / "data_docs" / "index.html").exists()
     assert (reports[0] / "gx_raw_daily_bars.json").exists() and (reports[0] / "gx_fct_daily_indicators.json").exists()
+    assert (tasks["log_data_run"], tasks["publish"]) == ("success", "success")
+
+    from include.tracking import client  # the data run in MLflow (experiment ibkr-stock-data)
+
+    mlflow = client()
+    experiment = mlflow.get_experiment_by_name("ibkr-stock-data")
+    (run,) = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.run_id = '{run_key.split('/')[1]}'")
+    assert run.info.status == "FINISHED" and run.data.params["validation_status"] == "pass"
+    assert run.data.metrics["rows/fct_daily_indicators"] == 420 and run.data.metrics["checks_failed"] == 0
+    artifacts = {a.path for a in mlflow.list_artifacts(run.info.run_id, "samples")}
+    assert artifacts == {"samples/fct_daily_indicators.csv", "samples/fct_latest_features.csv"}
+    assert any(a.path.endswith("data_docs") for a in mlflow.list_artifacts(run.info.run_id, "validation"))
 
 
 def test_bad_bar_fails_its_symbol_and_the_run_goes_on(run_dag, stack_env, tmp_path, monkeypatch):
