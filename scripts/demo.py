@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,10 @@ import time
 
 from scripts.devstack import REPO, start_stack
 
-DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots", "market_data_models"]
+# ingest -> dbt (Cosmos) -> Great Expectations -> strategy 1 in dry run (outside market hours too) -> MLflow
+TRADE = {"strategy_id": 1, "symbols": ["TSLA", "NVDA"], "dry_run": True, "ignore_market_hours": True}
+DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots", "market_data_models",
+        f"ibkr_trading_strategy={json.dumps(TRADE)}"]
 
 
 def main() -> int:

@@ -1,11 +1,12 @@
 """Run DAGs end to end with ``dag.test()`` against the configured stack, then report what landed.
 
-Usage (inside the local stack's environment, see ``scripts/demo.py``):
-    python -m scripts.run_dags ibkr_ingest_daily_bars ibkr_ingest_snapshots
+Usage (inside the local stack's environment, see ``scripts/demo.py``); a conf follows the DAG id after ``=``:
+    python -m scripts.run_dags ibkr_ingest_daily_bars 'ibkr_trading_strategy={"strategy_id": 1}'
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -33,13 +34,14 @@ def run(dag_ids: list[str]) -> int:
             print(f"import error in {path}:\n{err}", file=sys.stderr)
         return 1
     failed = 0
-    for dag_id in dag_ids:
+    for spec in dag_ids:
+        dag_id, _, conf = spec.partition("=")
         dag = bag.dags.get(dag_id)
         if dag is None:
             print(f"unknown DAG {dag_id!r}; known: {sorted(bag.dag_ids)}", file=sys.stderr)
             return 1
         started = time.monotonic()
-        dr = dag.test()
+        dr = dag.test(run_conf=json.loads(conf) if conf else None)
         state = str(getattr(dr.state, "value", dr.state))
         print(f"==> {dag_id}: run {dr.run_id} {state} in {time.monotonic() - started:.1f} s")
         failed += state != "success"
@@ -86,7 +88,69 @@ def report() -> None:
     print(f"{'symbol':8} {'session':>10} {'close':>9} {'sma_20':>9} {'sma_200':>9} {'rsi_14':>7} {'macd_hist':>9}"
           f" {'atr_14':>7}")
     for sym, day, close, sma20, sma200, rsi, hist, atr in rows:
-        print(f"{sym:8} {day!s:>10} {close:9.2f} {sma20:9.2f} {sma200:9.2f} {rsi:7.1f} {hist:9.3f} {atr:7.2f}")
+        print(f"{sym:8} {day!s:>10} {close:9.2f} {_f(sma20, 9)} {_f(sma200, 9)} {_f(rsi, 7, 1)} {_f(hist, 9, 3)}"
+              f" {_f(atr, 7)}")
+    report_quality_and_trading(dsn)
+
+
+def _f(value: float | None, width: int, digits: int = 2) -> str:
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
+def report_quality_and_trading(dsn: str) -> None:
+    """Verdicts, the last trading run's signals and orders, and where its MLflow run is."""
+    import os
+
+    import psycopg2
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('quality.symbol_verdicts') IS NOT NULL,"
+                    " to_regclass('trading.order_intents') IS NOT NULL")
+        has_verdicts, has_intents = cur.fetchone()
+        verdicts, intents = [], []
+        if has_verdicts:
+            cur.execute("SELECT DISTINCT ON (symbol) symbol, verdict, reasons FROM quality.symbol_verdicts"
+                        " ORDER BY symbol, checked_at DESC")
+            verdicts = cur.fetchall()
+        if has_intents:
+            cur.execute("SELECT symbol, side, quantity, limit_price, status, mode, intent_id, mlflow_run_id, run_id"
+                        " FROM trading.order_intents ORDER BY created_at DESC LIMIT 10")
+            intents = cur.fetchall()
+    if verdicts:
+        print("\nData-quality verdicts (quality.symbol_verdicts, Great Expectations):")
+        for symbol, verdict, reasons in verdicts:
+            print(f"  {symbol:8} {verdict:5} {'; '.join(reasons[:2])}")
+    run = _last_trading_run()
+    if run is not None:
+        from include.tracking import client, run_url
+
+        mlflow = client()
+        path = mlflow.download_artifacts(run.info.run_id, "signals/signals.json")
+        print(f"\nSignals of {run.data.tags.get('dag_id')} run {run.data.tags.get('run_id')}"
+              f" (strategy {run.data.params.get('strategy')}, mode {run.data.params.get('mode')}):")
+        for sig in json.loads(Path(path).read_text()):
+            print(f"  {sig['symbol']:8} {sig['action']:4} confidence {sig['confidence']:.2f}  {sig['rationale']}")
+        print(f"MLflow run {run.info.run_id} ({run.info.status}): {run_url(run.info.run_id)}"
+              f"  [make up serves this UI]")
+    if intents:
+        print("\nOrder intents (trading.order_intents; dry_run = recorded, never sent):")
+        for symbol, side, qty, limit, status, mode, intent_id, *_ in intents:
+            print(f"  {symbol:8} {side:4} {float(qty):6.0f} @ {_f(limit, 8)}  {status:10} {mode:8} cOID {intent_id}")
+    elif run is not None:
+        print("\nNo order intents: every signal was HOLD or vetoed by risk (see risk/risk_report.json in MLflow).")
+
+
+def _last_trading_run():
+    from include.tracking import client
+
+    mlflow = client()
+    experiments = [e.experiment_id for e in mlflow.search_experiments() if e.name.startswith("ibkr-strategy-")]
+    if not experiments:
+        return None
+    runs = mlflow.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
 
 
 if __name__ == "__main__":
