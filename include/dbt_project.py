@@ -43,16 +43,23 @@ def ensure_manifest(force: bool = False) -> Path:
     return MANIFEST_PATH
 
 
-def cosmos_task_group_kwargs(conn_id: str = "market_db") -> dict:
+def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "local",
+                             test_behavior: str = "after_each") -> dict:
     """Project, profile, execution and render config for a Cosmos ``DbtTaskGroup``.
 
-    LoadMode.DBT_MANIFEST renders from the manifest (~0.25 s, no database at parse time); dbt runs
-    in-process (dbtRunner); a failing dbt test fails its task and everything downstream.
+    LoadMode.DBT_MANIFEST renders from the manifest (~0.25 s, no database at parse time); dbt runs in-process
+    (dbtRunner). ``execution_mode`` / ``test_behavior`` take Cosmos's enum values (members work too); with the
+    defaults (local, after_each) a failing dbt test fails its task and everything downstream.
     """
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+    mode, tests = ExecutionMode(execution_mode), TestBehavior(test_behavior)
+    if mode not in (ExecutionMode.LOCAL, ExecutionMode.WATCHER):
+        raise ValueError(f"execution_mode {mode.value!r}: only 'local' and 'watcher' run dbt in-process")
+    if mode is ExecutionMode.WATCHER and tests is TestBehavior.BUILD:
+        raise ValueError("ExecutionMode.WATCHER runs one `dbt build` already; use after_each, after_all or none")
     if not MANIFEST_PATH.exists():
         raise FileNotFoundError(
             f"{MANIFEST_PATH} is missing: run `make dbt ARGS=parse` (make demo and the Docker build do it)"
@@ -62,11 +69,12 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db") -> dict:
                                         project_name=PROFILE_NAME),
         "profile_config": ProfileConfig(
             profile_name=PROFILE_NAME, target_name="airflow",
-            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=conn_id, profile_args={"schema": "analytics"}),
+            # threads as in profiles.yml, for invocations of many nodes (watcher producer, after_all tests)
+            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=conn_id,
+                                                               profile_args={"schema": "analytics", "threads": 4}),
         ),
-        "execution_config": ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                            invocation_mode=InvocationMode.DBT_RUNNER),
+        "execution_config": ExecutionConfig(execution_mode=mode, invocation_mode=InvocationMode.DBT_RUNNER),
         # Tests with several parents (relationships) run as their own task once all parents are built.
-        "render_config": RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH,
+        "render_config": RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=tests,
                                       should_detach_multiple_parents_tests=True),
     }

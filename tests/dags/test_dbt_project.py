@@ -1,0 +1,63 @@
+"""``cosmos_task_group_kwargs``: execution mode and test behaviour reach the rendered Cosmos task group."""
+
+from datetime import datetime
+
+import pytest
+from airflow.sdk import DAG  # before cosmos: importing cosmos.constants first is a circular import
+from cosmos import DbtTaskGroup
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from include.dbt_project import cosmos_task_group_kwargs, ensure_manifest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def manifest():
+    return ensure_manifest()
+
+
+def _render(**kwargs) -> dict[str, object]:
+    with DAG("render_dbt", schedule=None, start_date=datetime(2025, 1, 2)) as dag:
+        DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs(**kwargs))
+    return dag.task_dict
+
+
+def test_defaults_run_each_model_then_its_tests_in_process():
+    kwargs = cosmos_task_group_kwargs()
+    assert kwargs["execution_config"].execution_mode is ExecutionMode.LOCAL
+    assert kwargs["execution_config"].invocation_mode is InvocationMode.DBT_RUNNER
+    assert kwargs["render_config"].load_method is LoadMode.DBT_MANIFEST
+    assert kwargs["render_config"].test_behavior is TestBehavior.AFTER_EACH
+    assert kwargs["profile_config"].profile_mapping.conn_id == "market_db"
+    tasks = _render()
+    assert type(tasks["dbt_market.fct_daily_indicators.run"]).__name__ == "DbtRunLocalOperator"
+    assert type(tasks["dbt_market.fct_daily_indicators.test"]).__name__ == "DbtTestLocalOperator"
+    assert tasks["dbt_market.fct_daily_indicators.test"].downstream_task_ids >= {"dbt_market.fct_latest_features.run"}
+
+
+def test_build_renders_one_build_task_per_model():
+    tasks = _render(test_behavior="build")
+    build = tasks["dbt_market.fct_daily_indicators_model_build"]
+    assert type(build).__name__ == "DbtBuildLocalOperator"
+    assert build.downstream_task_ids >= {"dbt_market.fct_latest_features_model_build"}
+    assert not any(t.endswith((".run", ".test")) for t in tasks)
+    # the relationships test has two parents: its own task, after both
+    (rel,) = [t for t in tasks.values() if t.task_id.startswith("dbt_market.relationships_")]
+    assert rel.upstream_task_ids == {"dbt_market.fct_daily_indicators_model_build",
+                                     "dbt_market.stg_ibkr__daily_bars_model_build"}
+
+
+def test_watcher_renders_one_producer_and_a_sensor_per_model():
+    tasks = _render(execution_mode=ExecutionMode.WATCHER, test_behavior=TestBehavior.AFTER_EACH)
+    assert type(tasks["dbt_market.dbt_producer_watcher"]).__name__ == "DbtProducerWatcherOperator"
+    assert type(tasks["dbt_market.fct_daily_indicators.run"]).__name__ == "DbtRunWatcherOperator"
+    assert type(tasks["dbt_market.fct_daily_indicators.test"]).__name__ == "DbtTestWatcherOperator"
+
+
+@pytest.mark.parametrize(("mode", "tests", "message"), [
+    ("watcher", "build", "runs one `dbt build` already"),
+    ("kubernetes", "after_each", "only 'local' and 'watcher'"),
+    ("local", "after_every", "is not a valid TestBehavior"),
+])
+def test_unsupported_combinations_are_refused(mode, tests, message):
+    with pytest.raises(ValueError, match=message):
+        cosmos_task_group_kwargs(execution_mode=mode, test_behavior=tests)
