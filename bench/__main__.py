@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark and print its figures.
 
-``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse.
+``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse, indicators, cosmos.
 Sizes can be reduced for a quick look, e.g. ``BENCH_SYMBOLS=50 BENCH_YEARS=2 make bench``.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import concurrency, dag_parse, indicators, ingestion
+from bench import concurrency, cosmos, dag_parse, indicators, ingestion
 
 BENCHMARKS = {
     "dag_parse": dag_parse.main,
     "concurrency": concurrency.main,
     "ingestion": ingestion.main,
     "indicators": indicators.main,
+    "cosmos": cosmos.main,
 }
 
 
