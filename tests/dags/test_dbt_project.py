@@ -21,21 +21,14 @@ def _render(**kwargs) -> dict[str, object]:
     return dag.task_dict
 
 
-def test_defaults_run_each_model_then_its_tests_in_process():
+def test_defaults_build_each_model_with_its_tests_in_process():
     kwargs = cosmos_task_group_kwargs()
     assert kwargs["execution_config"].execution_mode is ExecutionMode.LOCAL
     assert kwargs["execution_config"].invocation_mode is InvocationMode.DBT_RUNNER
     assert kwargs["render_config"].load_method is LoadMode.DBT_MANIFEST
-    assert kwargs["render_config"].test_behavior is TestBehavior.AFTER_EACH
+    assert kwargs["render_config"].test_behavior is TestBehavior.BUILD
     assert kwargs["profile_config"].profile_mapping.conn_id == "market_db"
     tasks = _render()
-    assert type(tasks["dbt_market.fct_daily_indicators.run"]).__name__ == "DbtRunLocalOperator"
-    assert type(tasks["dbt_market.fct_daily_indicators.test"]).__name__ == "DbtTestLocalOperator"
-    assert tasks["dbt_market.fct_daily_indicators.test"].downstream_task_ids >= {"dbt_market.fct_latest_features.run"}
-
-
-def test_build_renders_one_build_task_per_model():
-    tasks = _render(test_behavior="build")
     build = tasks["dbt_market.fct_daily_indicators_model_build"]
     assert type(build).__name__ == "DbtBuildLocalOperator"
     assert build.downstream_task_ids >= {"dbt_market.fct_latest_features_model_build"}
@@ -44,6 +37,13 @@ def test_build_renders_one_build_task_per_model():
     (rel,) = [t for t in tasks.values() if t.task_id.startswith("dbt_market.relationships_")]
     assert rel.upstream_task_ids == {"dbt_market.fct_daily_indicators_model_build",
                                      "dbt_market.stg_ibkr__daily_bars_model_build"}
+
+
+def test_after_each_renders_a_test_task_after_each_model():
+    tasks = _render(test_behavior="after_each")
+    assert type(tasks["dbt_market.fct_daily_indicators.run"]).__name__ == "DbtRunLocalOperator"
+    assert type(tasks["dbt_market.fct_daily_indicators.test"]).__name__ == "DbtTestLocalOperator"
+    assert tasks["dbt_market.fct_daily_indicators.test"].downstream_task_ids >= {"dbt_market.fct_latest_features.run"}
 
 
 def test_watcher_renders_one_producer_and_a_sensor_per_model():
