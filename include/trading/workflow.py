@@ -1,6 +1,6 @@
 """The trading DAG's shape, shared by ``ibkr_trading_strategy`` (any strategy, chosen by conf) and the
 one-DAG-per-strategy factory: MLflow run -> environment -> market open -> IBKR auth -> market data ->
-features + verdicts -> signals -> charts -> risk -> orders -> end MLflow run -> cleanup."""
+features + verdicts -> signals -> risk -> orders (charts beside them) -> end MLflow run -> cleanup."""
 
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         orders = place_orders(run, risk, signals, features)
         env >> market_open >> ibkr_auth >> market
         env >> features
-        charts >> risk
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
+        # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)
-        orders >> end >> cleanup(run).as_teardown(setups=run)
+        [orders, charts] >> end >> cleanup(run).as_teardown(setups=run)
     return dag

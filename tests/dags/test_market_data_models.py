@@ -26,8 +26,7 @@ def test_ingest_then_dbt_then_quality_gate(run_dag, stack_env, dagbag, tmp_path,
         == "success"
     state, tasks = run_dag("market_data_models")
     assert state == "success", tasks
-    assert tasks["dbt_market.fct_daily_indicators.run"] == "success"
-    assert tasks["dbt_market.fct_daily_indicators.test"] == "success"
+    assert tasks["dbt_market.fct_daily_indicators_model_build"] == "success"  # dbt build: unit tests, model, tests
     assert (tasks["resolve_scope"], tasks["check_quality"], tasks["dbt_failed"]) == ("success", "success", "skipped")
     dsn = stack_env["MARKET_DB_URL"]
     assert _rows(dsn, "SELECT symbol, count(*) FROM analytics_marts.fct_daily_indicators GROUP BY 1 ORDER BY 1") \
@@ -63,7 +62,7 @@ def test_bad_bar_fails_its_symbol_and_the_run_goes_on(run_dag, stack_env, tmp_pa
                         " (SELECT max(session_date) FROM raw.daily_bars) RETURNING session_date")[0]
     state, tasks = run_dag("market_data_models", {"symbols": ["TSLA", "NVDA"], "sessions": 30})
     assert state == "success", tasks
-    assert tasks["dbt_market.stg_ibkr__daily_bars.test"] == "success"  # warned, did not stop the DAG
+    assert tasks["dbt_market.stg_ibkr__daily_bars_model_build"] == "success"  # its tests warned: the DAG goes on
     assert tasks["check_quality"] == "success"
     verdicts = _verdicts(dsn)
     assert verdicts["TSLA"][0] == "fail"
@@ -85,8 +84,8 @@ def test_gate_runs_after_a_dbt_failure_and_the_run_fails(run_dag, stack_env, tmp
     finally:
         _rows(dsn, "ALTER TABLE raw.daily_bars RENAME COLUMN volume_shares TO volume")
     assert state == "failed"
-    assert tasks["dbt_market.stg_ibkr__daily_bars.run"] == "failed"
-    assert tasks["dbt_market.fct_daily_indicators.run"] == "upstream_failed"
+    assert tasks["dbt_market.stg_ibkr__daily_bars_model_build"] == "failed"
+    assert tasks["dbt_market.fct_daily_indicators_model_build"] == "upstream_failed"
     assert (tasks["resolve_scope"], tasks["check_quality"], tasks["dbt_failed"]) == ("success", "failed", "failed")
     verdict, reasons = _verdicts(dsn)["TSLA"]
     assert verdict == "fail" and any("could not run" in r for r in reasons)
