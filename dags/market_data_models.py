@@ -5,8 +5,8 @@ the model, its data tests; bar-sanity and indicator value tests warn, key tests 
 Then Great Expectations checks the raw bars and ``fct_daily_indicators`` for the symbols in ``raw.daily_bars``
 (or the ``symbols`` param) over the last ``sessions`` XNYS sessions up to the last completed one, and writes one
 verdict per symbol (pass / warn / fail, with reasons) to ``quality.symbol_verdicts``: the trading DAGs trade only
-symbols whose latest verdict is not ``fail``. The gate runs even when a dbt task failed, so a mart left behind fails its symbols instead of leaving
-the previous run's verdicts in force. Reports (GX JSON, Data Docs) go to ``$QUALITY_REPORTS_DIR/<run>``.
+symbols whose latest verdict is not ``fail``. The gate runs even when a dbt task failed, so a mart left behind
+fails its symbols instead of leaving the previous run's verdicts in force. Reports (GX JSON, Data Docs) go to ``$QUALITY_REPORTS_DIR/<run>``.
 """
 
 from datetime import datetime, timedelta
