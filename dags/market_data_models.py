@@ -6,7 +6,8 @@ Then Great Expectations checks the raw bars and ``fct_daily_indicators`` for the
 (or the ``symbols`` param) over the last ``sessions`` XNYS sessions up to the last completed one, and writes one
 verdict per symbol (pass / warn / fail, with reasons) to ``quality.symbol_verdicts``: the trading DAGs trade only
 symbols whose latest verdict is not ``fail``. The gate runs even when a dbt task failed, so a mart left behind
-fails its symbols instead of leaving the previous run's verdicts in force. Reports (GX JSON, Data Docs) go to ``$QUALITY_REPORTS_DIR/<run>``.
+fails its symbols instead of leaving the previous run's verdicts in force. Reports (GX JSON, Data Docs) go to
+``$QUALITY_REPORTS_DIR/<run>`` and, with the run's figures and mart samples, to MLflow (``ibkr-stock-data``).
 """
 
 from datetime import datetime, timedelta
