@@ -22,6 +22,13 @@ strategies:
     signal: {model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}
     risk: {max_order_notional: 2000, max_position_notional: 5000, price_collar_pct: 0.2}  # bars rewritten below
     mode: paper
+  - id: 8
+    name: llm_test
+    symbols: [TSLA, NVDA]
+    schedule: "@daily"
+    signal: {model: llm, prompt: signal_v1, connection_id: llm_default, timeout_seconds: 10, max_retries: 1}
+    risk: {max_order_notional: 2000, max_position_notional: 5000, price_collar_pct: 0.2}
+    mode: dry_run
 """
 
 
@@ -132,3 +139,28 @@ def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
     assert tasks["place_orders"] == "upstream_failed"
     out = capfd.readouterr()
     assert "strategy_id 999" in out.out + out.err
+
+
+def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, monkeypatch):
+    """The LLM strategy against the local OpenAI-compatible stub (connection llm_default): its answer becomes the
+    signal, prompt and response land in MLflow, and a malformed answer is a HOLD with the reason, never an order."""
+    from include.llm.stub_server import StubServer
+
+    with StubServer() as stub:
+        monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps(
+            {"conn_type": "http", "host": stub.base_url, "extra": {"model": "stub-signal-1"}}))
+        state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
+        assert state == "success", tasks
+        assert _rows(market, "SELECT symbol, side, status FROM trading.order_intents") == [("TSLA", "BUY", "simulated")]
+        mlflow, run = _mlflow_run("llm_test")
+        assert run.data.params["prompt_version"] == "signal_v1"
+        trace = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "llm/TSLA.json")).read_text())
+        assert trace["model"] == "stub-signal-1" and "BUY" in trace["raw_response"]
+
+        httpx.post(f"{stub.admin_url}/faults", json={"mode": "invalid_json", "times": 10})
+        state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
+        assert state == "success", tasks
+        mlflow, run = _mlflow_run("llm_test")
+        signals = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "signals/signals.json")).read_text())
+        assert {s["action"] for s in signals} == {"HOLD"} and all(s["rationale"] for s in signals)
+        assert run.data.metrics["orders"] == 0
