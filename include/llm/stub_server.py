@@ -12,11 +12,9 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -24,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from include.threaded_server import ThreadedServer
 
 FAULT_MODES = ("invalid_json", "out_of_range", "missing_fields", "wrong_action", "empty", "fenced", "not_chat",
                "slow", "500", "429")  # fmt: skip
@@ -197,19 +197,14 @@ def create_app(state: StubState | None = None) -> Starlette:
     return app
 
 
-class StubServer:
+class StubServer(ThreadedServer):
     """``with StubServer() as stub: ChatClient(stub.base_url, "stub")`` (uvicorn in a daemon thread)."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", api_key: str | None = None) -> None:
-        self.host, self.port = host, port
-        self.state = StubState(api_key=api_key)
-        self.app = create_app(self.state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+    name = "llm-stub"
 
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", api_key: str | None = None) -> None:
+        self.state = StubState(api_key=api_key)
+        super().__init__(create_app(self.state), port, host)
 
     @property
     def base_url(self) -> str:
@@ -219,38 +214,8 @@ class StubServer:
     def admin_url(self) -> str:
         return self.root_url + "/admin"
 
-    def start(self, timeout: float = 5.0) -> StubServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"llm-stub-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("LLM stub server failed to start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server, self._thread = None, None
-
-    def __enter__(self) -> StubServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    def uvicorn_options(self) -> dict[str, Any]:
+        return {"timeout_graceful_shutdown": 1}
 
 
 def main(argv: list[str] | None = None) -> None:
