@@ -19,7 +19,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration at import time, so isolate it before any test imports it.
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-"))
+# This module can be imported twice in one session (as ``conftest`` and as ``tests.conftest`` once a test package
+# is imported by name): the second import must reuse the first's home, or Airflow and the fixtures would disagree.
+_AIRFLOW_HOME = Path(os.environ.get("_TESTS_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-test-"))
+os.environ["_TESTS_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
