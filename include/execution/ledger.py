@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.execution.errors import ConcurrentExecutionError
 from include.execution.models import IntentRecord, OrderPlan, RunContext
+from include.marketdata.db import apply_ddl
 from include.marketdata.db import connect as connect
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 # The same key as include.marketdata.db: every schema DDL in the database is serialised, so two owners
 # creating their schemas at once cannot race on pg_namespace.
-_SCHEMA_LOCK_KEY = 727_001
 _RUN_LOCK_SEED = 727_005  # seed of hashtextextended(): run locks live in their own key space
 _COLUMNS = tuple(f.name for f in fields(IntentRecord))
 _UPDATABLE = frozenset({"status", "broker_order_id", "broker_status", "filled_quantity", "avg_fill_price",
@@ -29,9 +29,7 @@ _UPDATABLE = frozenset({"status", "broker_order_id", "broker_status", "filled_qu
 
 def ensure_schema(conn: PgConnection) -> None:
     """Create the trading schema and tables if missing; cheap enough to run on every call."""
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL.read_text())
+    apply_ddl(conn, SCHEMA_SQL.read_text())
 
 
 @contextmanager

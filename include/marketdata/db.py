@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
-# Serialises concurrent schema setup (parallel mapped tasks) without failing on races.
+# Serialises concurrent schema setup (parallel mapped tasks, every package's tables) without failing on races.
 _SCHEMA_LOCK_KEY = 727_001
 
 
@@ -32,7 +32,13 @@ def connection(dsn: str) -> Iterator[PgConnection]:
         conn.close()
 
 
-def ensure_schema(conn: PgConnection) -> None:
+def apply_ddl(conn: PgConnection, ddl: str) -> None:
+    """Run idempotent DDL in one transaction under the project-wide schema lock (commits). Every package that
+    owns tables (raw, quality, trading) goes through here, so concurrent first runs never race each other."""
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL.read_text())
+        cur.execute(ddl)
+
+
+def ensure_schema(conn: PgConnection) -> None:
+    apply_ddl(conn, SCHEMA_SQL.read_text())

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from include.marketdata.db import apply_ddl
 from include.quality.checks import Scope
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 VerdictValue = Literal["pass", "warn", "fail"]
 NO_VERDICT = "no data-quality verdict"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
-_SCHEMA_LOCK_KEY = 727_002  # include.marketdata.db uses 727_001
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ def _reason(check: str, row: dict[str, Any]) -> str:
 
 def ensure_schema(conn: PgConnection) -> None:
     """Create the verdict table if missing; run on every write (clean databases drop the schema)."""
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL.read_text())
+    apply_ddl(conn, SCHEMA_SQL.read_text())
 
 
 def bar_counts(conn: PgConnection, scope: Scope, raw_relation: str) -> dict[str, tuple[int, date | None]]:

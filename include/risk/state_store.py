@@ -5,13 +5,12 @@ the schema may have been dropped since (tests, a fresh database), so nothing is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from include.marketdata.db import apply_ddl, connection
 from include.risk.models import TradingState
 
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 # Serialises concurrent DDL: two sessions running CREATE SCHEMA IF NOT EXISTS at once can still collide on the
 # catalog. Same key as include.execution.ledger (and marketdata.db), which creates the same ``trading`` schema.
-_DDL_LOCK_KEY = 727_001
 DDL = """
 CREATE SCHEMA IF NOT EXISTS trading;
 CREATE TABLE IF NOT EXISTS trading.trading_state (
@@ -58,27 +56,14 @@ class StateRecord(BaseModel):
     previous_state: TradingState | None = None
 
 
-@contextmanager
-def _connect(dsn: str) -> Iterator[PgConnection]:
-    import psycopg2
-
-    conn = psycopg2.connect(dsn, application_name="ibkr-airflow-kill-switch")
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def ensure_schema(conn: PgConnection) -> None:
     """Create the schema, tables and the initial ACTIVE row if missing (commits)."""
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-        cur.execute(DDL)
+    apply_ddl(conn, DDL)
 
 
 def read_state(dsn: str) -> StateRecord:
     """The current trading state (ACTIVE on a fresh database)."""
-    with _connect(dsn) as conn:
+    with connection(dsn) as conn:
         ensure_schema(conn)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT state, reason, changed_by, changed_at FROM trading.trading_state WHERE id = 1")
@@ -93,7 +78,7 @@ def change_state(dsn: str, state: TradingState | str, reason: str, changed_by: s
         raise ValueError("a reason is required to change the trading state")
     if not changed_by or not changed_by.strip():
         raise ValueError("changed_by is required (who changes the trading state)")
-    with _connect(dsn) as conn:
+    with connection(dsn) as conn:
         ensure_schema(conn)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT state FROM trading.trading_state WHERE id = 1 FOR UPDATE")
@@ -115,7 +100,7 @@ def change_state(dsn: str, state: TradingState | str, reason: str, changed_by: s
 
 def state_history(dsn: str, limit: int = 20) -> list[StateRecord]:
     """The latest ``limit`` changes, newest first."""
-    with _connect(dsn) as conn:
+    with connection(dsn) as conn:
         ensure_schema(conn)
         with conn, conn.cursor() as cur:
             cur.execute(
