@@ -80,19 +80,17 @@ def _outcome(context: Any) -> str:
 def log_data_run(scope: dict[str, Any], summary: dict[str, Any], context: Any) -> str:
     """The models run in MLflow (experiment ``ibkr-stock-data``): scope, rows per layer, checks, a sample CSV per
     mart, the GX reports; with DEBUG_MODE=true also the run's context and each layer's SQL and sample rows."""
-    import psycopg2
-
+    from include.marketdata.db import connection
     from include.tracking import RunLogger, context_ids, debug_mode, log_debug_context, log_debug_step, record_data_run
 
     dsn = load_settings().require_market_db_url()
     rows: dict[str, int] = {}
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with connection(dsn) as conn, conn.cursor() as cur:
         for layer, relation in _LAYERS.items():
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,))
             if cur.fetchone()[0]:
                 cur.execute(f"SELECT count(*) FROM {relation}")
                 rows[layer] = cur.fetchone()[0]
-    conn.close()
     verdicts = summary["verdicts"]
     status = "fail" if verdicts.get("fail") else "warn" if verdicts.get("warn") else "pass"
     ids = context_ids(context)
@@ -109,11 +107,10 @@ def log_data_run(scope: dict[str, Any], summary: dict[str, Any], context: Any) -
     if debug_mode():
         logger = RunLogger(run_id)
         log_debug_context(logger, {"scope": scope, "checks": summary["checks"]})
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        with connection(dsn) as conn, conn.cursor() as cur:
             for layer, relation in _LAYERS.items():
                 sql = f"SELECT * FROM {relation} ORDER BY 1, 2 LIMIT 20"
                 cur.execute(sql)
                 log_debug_step(logger, layer, sql=sql, columns=[d[0] for d in cur.description],
                                rows=cur.fetchall())
-        conn.close()
     return run_id

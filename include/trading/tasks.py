@@ -72,19 +72,17 @@ def start_run(context: Any) -> dict[str, Any]:
 
 def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
     """Everything the run needs is configured and reachable: market DB and marts, gateway URL, LLM endpoint."""
-    import psycopg2
-
     from include.config import get_strategy
+    from include.marketdata.db import connection
     from include.risk.state_store import read_state
 
     settings = load_settings()
     dsn = settings.require_market_db_url()
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with connection(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('analytics_marts.fct_latest_features') IS NOT NULL")
         if not cur.fetchone()[0]:
             raise RuntimeError("analytics_marts.fct_latest_features does not exist: run ingestion and the "
                                "market_data_models DAG (dbt) before trading")
-    conn.close()
     if not settings.ibkr_gateway_url:
         raise RuntimeError("no IBKR gateway configured (IBKR_GATEWAY_URL or the ibkr_default connection)")
     strategy = get_strategy(run["strategy_id"])
@@ -98,9 +96,8 @@ def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
 
 def fetch_market_data(run: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fresh snapshots (stored in raw.market_snapshots) and the account: positions, net liquidation."""
-    import psycopg2
-
     from include.hooks.ibkr import IBKRHook
+    from include.marketdata.db import connection
     from include.marketdata.ingest import ingest_snapshots
 
     settings = load_settings()
@@ -112,12 +109,11 @@ def fetch_market_data(run: dict[str, Any], context: Any) -> dict[str, Any]:
         account_id = client.account_id
         positions = {p.symbol: {"quantity": p.quantity, "avg_cost": p.avg_cost} for p in client.positions()}
         summary = client.account_summary()
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with connection(dsn) as conn, conn.cursor() as cur:
         cur.execute("""SELECT DISTINCT ON (symbol) symbol, last, bid, ask, captured_at FROM raw.market_snapshots
                        WHERE symbol = ANY(%s) ORDER BY symbol, captured_at DESC""", (run["symbols"],))
         quotes = {s: {"last": last, "bid": bid, "ask": ask, "captured_at": at.isoformat()}
                   for s, last, bid, ask, at in cur.fetchall()}
-    conn.close()
     fetch_s = time.perf_counter() - started
     with _mlflow(context, run) as mlflow_log:
         mlflow_log.log_batch(metrics={"fetch_duration_seconds": fetch_s, "symbols_count": len(run["symbols"])})
@@ -128,16 +124,14 @@ def fetch_market_data(run: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def read_features(run: dict[str, Any], context: Any) -> dict[str, Any]:
     """The latest features per symbol (and the session before), and each symbol's data-quality verdict."""
-    import psycopg2
-
+    from include.marketdata.db import connection
     from include.quality.verdicts import latest_verdicts
     from include.strategies.features import json_ready, load_features
 
     dsn = load_settings().require_market_db_url()
     latest, previous = load_features(dsn, run["symbols"])
-    with psycopg2.connect(dsn) as conn:
+    with connection(dsn) as conn:
         verdicts = {s: v.as_dict() for s, v in latest_verdicts(conn, run["symbols"]).items()}
-    conn.close()
     points = sum(len(r) for r in latest.values()) + sum(len(r) for r in previous.values())
     with _mlflow(context, run) as mlflow_log:
         mlflow_log.log_batch(metrics={"data_points": points,
@@ -178,19 +172,17 @@ def generate_signals(run: dict[str, Any], features: dict[str, Any], context: Any
 
 def render_charts(run: dict[str, Any], signals: list[dict[str, Any]], context: Any) -> list[str]:
     """A PNG per symbol (candles, SMA/Bollinger, volume, RSI, MACD, the signal), logged under charts/."""
-    import psycopg2
-
+    from include.marketdata.db import connection
     from include.trading.charts import load_history, render_chart
 
     folder = _charts_dir(run)
     made = []
-    with psycopg2.connect(load_settings().require_market_db_url()) as conn:
+    with connection(load_settings().require_market_db_url()) as conn:
         for signal in signals:
             rows = load_history(conn, signal["symbol"])
             if rows:
                 made.append(render_chart(signal["symbol"], rows, {**signal, "strategy": run["strategy"]},
                                          folder / f"{signal['symbol']}.png"))
-    conn.close()
     with _mlflow(context, run) as mlflow_log:
         for path in made:
             mlflow_log.log_file(path, "charts")
@@ -199,9 +191,9 @@ def render_charts(run: dict[str, Any], signals: list[dict[str, Any]], context: A
 
 def _orders_today(dsn: str, run: dict[str, Any]) -> int:
     """Orders this mode already placed today (UTC) in other runs; a re-run does not count its own twice."""
-    import psycopg2
+    from include.marketdata.db import connection
 
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with connection(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('trading.order_intents') IS NOT NULL")
         if not cur.fetchone()[0]:
             return 0
@@ -210,7 +202,6 @@ def _orders_today(dsn: str, run: dict[str, Any]) -> int:
                          AND status NOT IN ('rejected', 'failed', 'cancelled')
                          AND NOT (dag_id = %s AND run_id = %s)""", (run["mode"], run["dag_id"], run["run_id"]))
         count = cur.fetchone()[0]
-    conn.close()
     return count
 
 
