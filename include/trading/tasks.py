@@ -230,6 +230,11 @@ def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict
         mlflow_log.log_dict(result, "risk/risk_report.json")
     for d in vetoes:
         log.warning("risk veto %s %s: %s", d["action"], d["symbol"], "; ".join(v["reason"] for v in d["vetoes"]))
+    if vetoes:  # one alert per run (never raises)
+        from include.alerts.events import risk_veto_alert
+
+        risk_veto_alert(vetoes, dag_id=run["dag_id"], run_id=run["run_id"], strategy=run.get("strategy"),
+                        mode=run.get("mode"))
     return result
 
 
