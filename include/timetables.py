@@ -24,6 +24,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_MAX_MARGIN = timedelta(hours=2)
+
+
+def _minutes(value: timedelta) -> int:
+    return int(value.total_seconds() // 60)
+
+
 def _std(value: datetime) -> datetime:
     """Plain stdlib UTC datetime: pendulum's interval arithmetic rejects stdlib timedeltas."""
     return datetime.fromtimestamp(value.timestamp(), UTC)
@@ -94,25 +101,49 @@ class ExchangeIntradayTimetable(Timetable):
     """A run every ``every`` minutes while the exchange is open; interval = the preceding slot.
 
     Slots are aligned on the session open; the last slot ends at the (possibly early) close.
+    ``pre_open`` / ``post_close`` widen each session's window (e.g. a gateway keepalive that must
+    already run before the open); slots are then aligned on ``open - pre_open``.
     """
 
-    def __init__(self, exchange: str = "XNYS", every: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self, exchange: str = "XNYS", every: timedelta = timedelta(minutes=5), *,
+        pre_open: timedelta = timedelta(0), post_close: timedelta = timedelta(0),
+    ) -> None:  # fmt: skip
         if every <= timedelta(0):
             raise ValueError("every must be positive")
+        if not (timedelta(0) <= pre_open <= _MAX_MARGIN and timedelta(0) <= post_close <= _MAX_MARGIN):
+            # Slots are looked up by their UTC date: a wider margin could cross midnight.
+            raise ValueError(f"pre_open and post_close must be between 0 and {_MAX_MARGIN}")
         self.exchange = exchange
         self.every = every
-        self.description = f"every {int(every.total_seconds() // 60)} min during {exchange} sessions"
+        self.pre_open, self.post_close = pre_open, post_close
+        margins = ""
+        if pre_open or post_close:
+            margins = f" (from {_minutes(pre_open)} min before the open to {_minutes(post_close)} min after the close)"
+        self.description = f"every {_minutes(every)} min during {exchange} sessions{margins}"
 
     @property
     def summary(self) -> str:
-        return f"{self.exchange} every {int(self.every.total_seconds() // 60)}m in session"
+        return f"{self.exchange} every {_minutes(self.every)}m in session"
 
     def serialize(self) -> dict[str, Any]:
-        return {"exchange": self.exchange, "every": self.every.total_seconds()}
+        data: dict[str, Any] = {"exchange": self.exchange, "every": self.every.total_seconds()}
+        if self.pre_open or self.post_close:  # only when set: existing serialized DAGs stay unchanged
+            data.update(pre_open=self.pre_open.total_seconds(), post_close=self.post_close.total_seconds())
+        return data
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> Timetable:
-        return cls(exchange=data["exchange"], every=timedelta(seconds=data["every"]))
+        return cls(
+            exchange=data["exchange"], every=timedelta(seconds=data["every"]),
+            pre_open=timedelta(seconds=data.get("pre_open", 0)),
+            post_close=timedelta(seconds=data.get("post_close", 0)),
+        )  # fmt: skip
+
+    def _window(self, cal: MarketCalendar, day: date) -> tuple[datetime, datetime]:
+        """The session's scheduling window: [open - pre_open, close + post_close]."""
+        session = cal.session(day)
+        return session.open - self.pre_open, session.close + self.post_close
 
     def _next_tick(self, cal: MarketCalendar, after: datetime) -> datetime:
         """The first slot end strictly after ``after``."""
@@ -121,12 +152,12 @@ class ExchangeIntradayTimetable(Timetable):
         if not cal.is_session(day):
             day = cal.next_session(day)
         for _ in range(10):
-            session = cal.session(day)
-            if after < session.close:
-                if after < session.open:
-                    return session.open + self.every
-                slots = (after - session.open) // self.every + 1
-                return min(session.open + slots * self.every, session.close)
+            opens, closes = self._window(cal, day)
+            if after < closes:
+                if after < opens:
+                    return opens + self.every
+                slots = (after - opens) // self.every + 1
+                return min(opens + slots * self.every, closes)
             day = cal.next_session(day)
         raise RuntimeError(f"no {self.exchange} session found after {after.isoformat()}")
 
@@ -136,23 +167,21 @@ class ExchangeIntradayTimetable(Timetable):
         day = at.astimezone(UTC).date()
         for _ in range(15):
             if cal.is_session(day):
-                session = cal.session(day)
-                if at >= session.open + self.every:
-                    if at >= session.close:
-                        return session.close
-                    slots = (at - session.open) // self.every
-                    return session.open + slots * self.every
+                opens, closes = self._window(cal, day)
+                if at >= opens + self.every:
+                    if at >= closes:
+                        return closes
+                    slots = (at - opens) // self.every
+                    return opens + slots * self.every
             day -= timedelta(days=1)
         raise RuntimeError(f"no {self.exchange} session found before {at.isoformat()}")
 
     def _slot(self, cal: MarketCalendar, end: datetime) -> DataInterval:
         end = _std(end)
-        session = cal.session(end.astimezone(UTC).date())
-        start = max(session.open, end - self.every)
-        if end == session.close:
-            start = (
-                session.open + ((end - session.open - timedelta(microseconds=1)) // self.every) * self.every
-            )
+        opens, closes = self._window(cal, end.astimezone(UTC).date())
+        start = max(opens, end - self.every)
+        if end == closes:
+            start = opens + ((end - opens - timedelta(microseconds=1)) // self.every) * self.every
         return DataInterval(_dt(start), _dt(end))
 
     def infer_manual_data_interval(self, *, run_after: datetime) -> DataInterval:

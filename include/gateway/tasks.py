@@ -1,0 +1,34 @@
+"""Task body of ``ibkr_gateway_keepalive``: tickle, recover if needed, record in ops.gateway_health, alert on a
+health flip. An unhealthy gateway fails the run (after recording and alerting) so the grid shows the outage."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+KEEPALIVE_SOURCE = "keepalive"
+
+
+def keepalive(context: Any, *, try_reauth: bool = True, reauth_wait_s: float = 2.0) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.gateway.health import check_gateway
+    from include.gateway.store import record_and_alert
+    from include.hooks.ibkr import IBKRHook
+    from include.settings import load_settings
+
+    settings = load_settings()
+    dsn = settings.require_market_db_url()
+    # One quick retry at most: the next minute's run is the real retry, and a slow check delays it.
+    with IBKRHook(retries=1, backoff_initial=0.2, timeout=10.0).get_conn(settings) as client:
+        health = check_gateway(client, try_reauth=try_reauth, reauth_wait_s=reauth_wait_s)
+    check_id, event = record_and_alert(dsn, health, source=KEEPALIVE_SOURCE, dag_id=context["dag"].dag_id,
+                                       run_id=context["run_id"])  # fmt: skip
+    latency = f"{health.latency_ms:.0f} ms" if health.latency_ms is not None else "n/a"
+    log.info("gateway check %d: %s (tickle %s)%s", check_id, health.reason, latency,
+             f"; alert {event}" if event else "")  # fmt: skip
+    if not health.healthy:
+        # Not retried: the next scheduled minute checks again (and does not alert again).
+        raise AirflowFailException(f"IBKR gateway unhealthy (check {check_id}): {health.reason}")
+    return {"check_id": check_id, "alert_event": event, **health.as_dict()}
