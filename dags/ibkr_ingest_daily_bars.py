@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.alerts.notifiers import failure_notifier
 from include.assets import RAW_DAILY_BARS
 from include.timetables import ExchangeSessionTimetable
 
@@ -18,7 +19,8 @@ from include.timetables import ExchangeSessionTimetable
     start_date=datetime(2025, 1, 2),
     catchup=False,
     max_active_runs=3,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
+                  "on_failure_callback": failure_notifier()},
     tags=["ibkr", "ingestion"],
     params={
         "symbols": Param(None, type=["null", "array"], items={"type": "string"},

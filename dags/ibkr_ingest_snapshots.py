@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.alerts.notifiers import failure_notifier
 from include.assets import RAW_MARKET_SNAPSHOTS
 from include.timetables import ExchangeIntradayTimetable
 
@@ -18,7 +19,7 @@ from include.timetables import ExchangeIntradayTimetable
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=4),
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": failure_notifier()},
     tags=["ibkr", "ingestion"],
     params={
         "symbols": Param(None, type=["null", "array"], items={"type": "string"},

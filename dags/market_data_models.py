@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup
 
+from include.alerts.notifiers import failure_notifier
 from include.assets import FCT_DAILY_INDICATORS, FCT_LATEST_FEATURES, RAW_DAILY_BARS, SYMBOL_VERDICTS
 from include.dbt_project import cosmos_task_group_kwargs
 
@@ -24,7 +25,7 @@ from include.dbt_project import cosmos_task_group_kwargs
     start_date=datetime(2025, 1, 2),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "on_failure_callback": failure_notifier()},
     tags=["dbt", "quality"],
     params={
         "symbols": Param(None, type=["null", "array"], items={"type": "string"},

@@ -8,13 +8,15 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.alerts.notifiers import failure_notifier
+
 
 @dag(
     schedule=None,
     start_date=datetime(2025, 1, 2),
     catchup=False,
     tags=["trading", "risk", "ops"],
-    default_args={"retries": 1},
+    default_args={"retries": 1, "on_failure_callback": failure_notifier()},
     params={
         "command": Param("status", type="string", enum=["status", "halt", "reduce", "resume"]),
         "reason": Param("", type="string", description="Required to change the state (kept in its history)"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from include.alerts.notifiers import failure_notifier
 from include.sensors.ibkr_auth import IBKRAuthSensor
 from include.sensors.market_open import MarketOpenSensor
 
@@ -36,7 +37,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
     with DAG(
         dag_id, schedule=schedule, start_date=datetime(2025, 1, 2), catchup=False, max_active_runs=1,
         params=params, tags=TAGS + (tags or []), doc_md=doc_md,
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": failure_notifier()},
     ) as dag:
         @task(task_id="start_mlflow_run")
         def start_mlflow_run() -> dict:
