@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.alerts.notifiers import failure_notifier
 from include.timetables import ExchangeIntradayTimetable
 
 
@@ -20,7 +21,7 @@ from include.timetables import ExchangeIntradayTimetable
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=2),
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10), "on_failure_callback": failure_notifier()},
     tags=["ibkr", "ops", "monitoring"],
     params={
         "try_reauth": Param(
