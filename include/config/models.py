@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from include.risk.limits import RiskLimits
+from include.risk.protections import ProtectionsConfig
 
 Mode = Literal["dry_run", "paper", "live"]
 SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
@@ -139,6 +140,7 @@ class StrategyConfig(_Strict):
 
     @field_validator("symbols", mode="before")
     @classmethod
+    protections: ProtectionsConfig = ProtectionsConfig()  # include/risk/protections.py; none = off
     def _symbols(cls, value: object) -> object:
         if isinstance(value, str):
             value = [s for s in value.split(",") if s.strip()]

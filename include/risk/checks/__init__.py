@@ -11,6 +11,7 @@ from include.risk.checks.order_notional import MaxOrderNotional
 from include.risk.checks.paper_account import PaperAccountOnly
 from include.risk.checks.position_limit import MaxPositionNotional
 from include.risk.checks.price_collar import PriceCollar
+from include.risk.checks.protections import ProtectionGate
 from include.risk.checks.quantity import WholeShares
 from include.risk.checks.trading_state import TradingStateGate
 
@@ -33,6 +34,7 @@ __all__ = [
     "MinConfidence",
     "PaperAccountOnly",
     "PriceCollar",
+    "ProtectionGate",
     "RiskCheck",
     "RunTally",
     "TradingStateGate",
