@@ -1,10 +1,12 @@
-# The IBKR Client Portal gateway simulator as a service (stands in for the gateway in compose).
-FROM python:3.11-slim
+# The IBKR Client Portal gateway simulator as a service (the offline stand-in for the gateway in compose).
+# Only the simulator's code and the pins it imports (versions from constraints.txt).
+FROM python:3.11.13-slim-bookworm
 WORKDIR /app
-COPY requirements.txt constraints.txt ./
-RUN pip install --no-cache-dir httpx==0.28.1 starlette==1.10.0 uvicorn==0.54.0 pydantic==2.14.3 \
-        exchange_calendars==4.13.2 numpy==2.4.6 pandas==3.1.1 cryptography==50.0.2 -c constraints.txt
+COPY constraints.txt ./
+RUN pip install --no-cache-dir -c constraints.txt httpx starlette uvicorn pydantic exchange_calendars numpy pandas \
+        cryptography
 COPY include/__init__.py include/__init__.py
+COPY include/threaded_server.py include/threaded_server.py
 COPY include/ibkr include/ibkr
 EXPOSE 5055
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
