@@ -1,5 +1,6 @@
 """Test-control API under `/sim/admin` (not part of the IBKR surface): state, stats, session, faults,
-runtime config, clock, bar overrides, halts, order book, reset."""
+runtime config, clock, bar overrides, halts, order book, reset, and positions/orders injected from outside
+the API (reconciliation tests)."""
 
 from __future__ import annotations
 
@@ -183,6 +184,40 @@ async def list_orders(request: Request) -> JSONResponse:
     return JSONResponse({"orders": orders, "pending": pending})
 
 
+async def inject_position(request: Request) -> JSONResponse:
+    """`{"symbol", "qty", "avg_cost"}`: a position that appeared outside the API (another platform, a transfer);
+    sets the holding to `qty` without an execution, so reconciliation finds no order that explains it."""
+    sim = sim_of(request)
+    try:
+        body = await _body(request)
+        inst = sim.registry.get(str(body.get("symbol", "")))
+        if inst is None:
+            return error(404, f"unknown symbol: {body.get('symbol')}")
+        qty, avg = float(body["qty"]), float(body.get("avg_cost", 0.0))
+    except (ValueError, TypeError, KeyError) as exc:
+        return error(400, f"invalid position: {exc}")
+    sim.portfolio.set_position(inst, qty, avg)
+    return JSONResponse({"symbol": inst.symbol, "conid": inst.conid, "qty": qty, "avg_cost": avg})
+
+
+async def inject_order(request: Request) -> JSONResponse:
+    """An order placed outside the system (TWS, another app): the IBKR order body (`conid` or `symbol`, `side`,
+    `orderType`, `quantity`, `price`, optional `cOID`), accepted without questions or buying-power checks."""
+    sim = sim_of(request)
+    try:
+        body = await _body(request)
+        if "conid" not in body and "symbol" in body:
+            inst = sim.registry.get(str(body["symbol"]))
+            if inst is None:
+                return error(404, f"unknown symbol: {body['symbol']}")
+            body = {**body, "conid": inst.conid}
+        now = sim.now()
+        placed = sim.orders.inject(body, sim.cfg.account_id, now, sim.venue(now))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse(placed)
+
+
 async def reset(request: Request) -> JSONResponse:
     request.app.state.sim = sim_of(request).reset()
     return await get_state(request)
@@ -200,5 +235,7 @@ ROUTES = [
     Route("/bars", set_bars, methods=["POST"]),
     Route("/halt", set_halt, methods=["POST"]),
     Route("/orders", list_orders, methods=["GET"]),
+    Route("/orders", inject_order, methods=["POST"]),
+    Route("/positions", inject_position, methods=["POST"]),
     Route("/reset", reset, methods=["POST"]),
 ]

@@ -158,6 +158,16 @@ class OrderBook:
             return self._ask(PendingReply(reqs, ids, coids, desc, value))
         return self._submit(reqs, now, venue)
 
+    def inject(self, raw: Any, account: str, now: datetime, venue: Venue) -> dict[str, Any]:
+        """An order placed outside this API (admin): validated like a placement, no questions, no buying-power
+        check; its cOID (if any) is registered as usual."""
+        req = self.validate(raw, account)
+        if req["coid"]:
+            self.coids[req["coid"]] = now
+        req["account"] = account
+        (ack,) = self._submit([{**req, "notional": 0.0}], now, venue)
+        return ack
+
     def _ask(self, pending: PendingReply) -> list[dict[str, Any]]:
         reply_id = str(uuid.uuid4())
         self.pending[reply_id] = pending

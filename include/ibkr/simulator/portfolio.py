@@ -44,6 +44,11 @@ class Portfolio:
     def seed_position(self, inst: Instrument, qty: float, avg: float) -> None:
         self.positions[inst.conid] = Position(inst, qty, avg)
 
+    def set_position(self, inst: Instrument, qty: float, avg: float) -> None:
+        """Holding changed outside the API (admin injection): no execution, cash untouched."""
+        pos = self.positions.setdefault(inst.conid, Position(inst))
+        pos.qty, pos.avg_cost = qty, (avg if qty else 0.0)
+
     def apply_fill(self, ex: Execution) -> None:
         signed = ex.qty if ex.side == "BUY" else -ex.qty
         self.cash -= signed * ex.price + ex.commission

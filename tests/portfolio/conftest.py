@@ -1,0 +1,56 @@
+"""Fixtures for the portfolio tests: an unpaced client against the reset simulator (``sim`` of tests/execution:
+fill_mode immediate, no order questions), paper orders filled through the real executor, and the alert webhook receiver of tests/gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.execution.conftest import make_client, sim  # noqa: F401  (fixture)
+from tests.execution.support import plan, run_ctx
+from tests.gateway.conftest import webhook  # noqa: F401  (fixture)
+
+
+PORTFOLIO_RAW = ("portfolio_positions", "account_summary", "account_ledger", "broker_orders", "broker_trades")
+
+
+@pytest.fixture
+def clean_db(clean_db: str) -> str:
+    """The root ``clean_db`` without this package's raw tables either (the code recreates them)."""
+    import psycopg2
+
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS " + ", ".join(f"raw.{t}" for t in PORTFOLIO_RAW))
+    return clean_db
+
+
+@pytest.fixture
+def client(sim: Any) -> Iterator[Any]:
+    with make_client(sim) as c:
+        c.ensure_session()
+        yield c
+
+
+@pytest.fixture
+def paper_fills(clean_db: str, client: Any) -> Callable[..., Any]:
+    """``paper_fills(run_id, [(symbol, side, qty), ...])``: paper MKT orders through ``execute_intents``."""
+    from include.execution import execute_intents
+
+    def _fill(run_id: str, orders: list[tuple[str, str, float]]) -> Any:
+        plans = [plan(symbol, side, qty) for symbol, side, qty in orders]
+        return execute_intents(plans, run_ctx(run_id, "paper"), dsn=clean_db, broker=client, settle_interval_s=0.05)
+
+    return _fill
+
+
+@pytest.fixture
+def snapshot(clean_db: str, client: Any) -> Callable[[str], dict[str, int]]:
+    """``snapshot(run_key)``: fetch from the simulator and load into raw.*, as the DAG's snapshot task does."""
+    from include.portfolio.loaders import fetch_snapshot, load_snapshot
+
+    def _snap(run_key: str) -> dict[str, int]:
+        return load_snapshot(clean_db, fetch_snapshot(client, clean_db, run_key))
+
+    return _snap
