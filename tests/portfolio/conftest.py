@@ -1,5 +1,6 @@
 """Fixtures for the portfolio tests: an unpaced client against the reset simulator (``sim`` of tests/execution:
-fill_mode immediate, no order questions), paper orders filled through the real executor, and the alert webhook receiver of tests/gateway."""
+fill_mode immediate, no order questions), paper orders filled through the real executor, and the alert webhook
+receiver of tests/gateway."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.execution.conftest import make_client, sim  # noqa: F401  (fixture)
+from tests.execution.conftest import make_client
+from tests.execution.conftest import sim as sim  # fixture
 from tests.execution.support import plan, run_ctx
-from tests.gateway.conftest import webhook  # noqa: F401  (fixture)
-
+from tests.gateway.conftest import webhook as webhook  # fixture
 
 PORTFOLIO_RAW = ("portfolio_positions", "account_summary", "account_ledger", "broker_orders", "broker_trades")
 
@@ -35,11 +36,12 @@ def client(sim: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def paper_fills(clean_db: str, client: Any) -> Callable[..., Any]:
-    """``paper_fills(run_id, [(symbol, side, qty), ...])``: paper MKT orders through ``execute_intents``."""
+    """``paper_fills(run_id, orders)``: paper orders through ``execute_intents``."""
     from include.execution import execute_intents
 
-    def _fill(run_id: str, orders: list[tuple[str, str, float]]) -> Any:
-        plans = [plan(symbol, side, qty) for symbol, side, qty in orders]
+    def _fill(run_id: str, orders: list[tuple]) -> Any:
+        """(symbol, side, qty) is a MKT order; (symbol, side, qty, limit) a LMT order (far away: stays working)."""
+        plans = [plan(o[0], o[1], o[2]) if len(o) == 3 else plan(o[0], o[1], o[2], "LMT", o[3]) for o in orders]
         return execute_intents(plans, run_ctx(run_id, "paper"), dsn=clean_db, broker=client, settle_interval_s=0.05)
 
     return _fill
