@@ -101,10 +101,21 @@ class LLMParams(_Strict):
         return value
 
 
+class MLParams(_Strict):
+    """The registered classifier (``train_signal_model``) behind ``models:/<registered_model>@<alias>``: BUY when
+    P(next close higher) >= ``threshold``, SELL when P(lower or equal) >= ``threshold``, else HOLD."""
+
+    model: Literal["ml"]
+    registered_model: str = Field("ibkr_signal_direction", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
+    threshold: float = Field(0.55, gt=0.5, le=1.0)  # > 0.5: BUY and SELL can never both hold
+
+
 SignalParams = Annotated[
-    SmaCrossoverParams | RsiMeanReversionParams | MacdMomentumParams | LLMParams, Field(discriminator="model")
+    SmaCrossoverParams | RsiMeanReversionParams | MacdMomentumParams | LLMParams | MLParams,
+    Field(discriminator="model"),
 ]
-SIGNAL_MODELS = ("sma_crossover", "rsi_mean_reversion", "macd_momentum", "llm")
+SIGNAL_MODELS = ("sma_crossover", "rsi_mean_reversion", "macd_momentum", "llm", "ml")
 
 
 def _valid_schedule(value: str) -> str:

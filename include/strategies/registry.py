@@ -9,6 +9,7 @@ from include.config.models import SIGNAL_MODELS, StrategyConfig
 from include.strategies.base import Features, Signal, Strategy, hold
 from include.strategies.llm_signal import LLMStrategy
 from include.strategies.macd_momentum import MacdMomentumStrategy
+from include.strategies.ml_signal import MLSignalStrategy
 from include.strategies.rsi_mean_reversion import RsiMeanReversionStrategy
 from include.strategies.sma_crossover import SmaCrossoverStrategy
 
@@ -21,7 +22,7 @@ RULE_STRATEGIES: dict[str, Any] = {
     "rsi_mean_reversion": RsiMeanReversionStrategy,
     "macd_momentum": MacdMomentumStrategy,
 }
-REGISTRY: dict[str, Any] = {**RULE_STRATEGIES, "llm": LLMStrategy}
+REGISTRY: dict[str, Any] = {**RULE_STRATEGIES, "llm": LLMStrategy, "ml": MLSignalStrategy}
 if set(REGISTRY) != set(SIGNAL_MODELS):  # a model added to the config must get a strategy, and vice versa
     raise RuntimeError(f"signal models {sorted(SIGNAL_MODELS)} != registry {sorted(REGISTRY)}")
 
@@ -33,6 +34,8 @@ def build_strategy(config: StrategyConfig, *, llm_endpoint: LLMEndpoint | None =
     params = config.signal
     if params.model in RULE_STRATEGIES:
         return RULE_STRATEGIES[params.model](strategy_id=config.id, params=params)
+    if params.model == "ml":  # the registered model loads on first use (validate_environment checks it exists)
+        return MLSignalStrategy(strategy_id=config.id, params=params)
     if llm_client is not None:
         return LLMStrategy(strategy_id=config.id, params=params, client=llm_client)
     if llm_endpoint is None:

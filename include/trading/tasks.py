@@ -90,6 +90,10 @@ def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
         from include.llm.connection import load_endpoint
 
         load_endpoint(strategy.signal.connection_id)  # raises with the reason when the connection is missing
+    if strategy.signal.model == "ml":
+        from include.strategies.ml_signal import require_model
+
+        require_model(strategy.signal)  # no models:/<name>@<alias> in the registry: fail here, not HOLD quietly
     state = read_state(dsn)
     return {"trading_state": state.state, "trading_state_reason": state.reason}
 
