@@ -1,0 +1,96 @@
+"""Backtest a configured strategy on the dbt mart history, with a parameter sweep (one mapped task per
+combination). Logic in include/backtest; this file only wires the tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, get_current_context, task
+
+from include.alerts.notifiers import failure_notifier
+
+DOC = """
+### strategy_backtest
+
+Runs a strategy from `include/config/strategies.yaml` (its own `generate()`) over
+`analytics_marts.fct_daily_indicators`: signals at the close of day *t* fill at the open of *t+1*, with
+commission and slippage, sized and checked by the live risk engine (protections included).
+
+- `start_parent`: validates the conf and every combination, opens the parent MLflow run
+  (experiment `ibkr-backtest-<strategy>`)
+- `run_combination` (mapped, one per combination of `grid`): a child run (`mlflow.parentRunId`) with total
+  return, CAGR, Sharpe, Sortino, max drawdown, win rate, trade count, exposure, the equity/trades CSVs and the
+  equity + drawdown chart
+- `select_best`: tags the best combination by `metric` on the parent and on that child run
+  (`backtest.best = true`), closes the parent run; `close_parent` (teardown) fails it if something failed
+
+`grid` maps dotted config keys to lists, e.g.
+`{"signal.oversold": [25, 30], "protections.max_drawdown.max_drawdown_pct": [0.1, 0.2]}`.
+"""
+
+
+def _params() -> dict[str, Param]:
+    return {
+        "strategy_id": Param(1, type="integer", minimum=1, description="Strategy id from strategies.yaml"),
+        "symbols": Param(None, type=["null", "array"], items={"type": "string"},
+                         description="Tickers; empty = the strategy's symbols"),
+        "start": Param(None, type=["null", "string"], description="First session (YYYY-MM-DD); empty = all"),
+        "end": Param(None, type=["null", "string"], description="Last session (YYYY-MM-DD); empty = all"),
+        "grid": Param({}, type="object", description="Dotted config key -> list of values (cartesian product)"),
+        "metric": Param("sharpe", type="string",
+                        enum=["sharpe", "sortino", "cagr", "total_return", "max_drawdown", "win_rate"],
+                        description="What the best combination is chosen by"),
+        "capital": Param(None, type=["null", "number"],
+                         description="Starting equity; empty = protections.capital, else risk.max_gross_exposure"),
+        "commission_per_share": Param(0.005, type="number", minimum=0, description="$ per share (IBKR fixed)"),
+        "commission_min": Param(1.0, type="number", minimum=0, description="minimum $ per order"),
+        "slippage_bps": Param(5.0, type="number", minimum=0, description="fill price worse than the open, in bps"),
+    }
+
+
+with DAG(
+    "strategy_backtest", schedule=None, start_date=datetime(2025, 1, 2), catchup=False, max_active_runs=2,
+    params=_params(), tags=["backtest", "trading"], doc_md=DOC,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": failure_notifier()},
+) as dag:
+
+    @task
+    def start_parent() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.backtest import tasks
+
+        try:
+            return tasks.start_parent(get_current_context())
+        except tasks.BacktestConfError as exc:  # a retry cannot fix a bad conf
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def plan_combinations(parent: dict) -> list:
+        from include.backtest import tasks
+
+        return tasks.plan_combinations(parent)
+
+    @task(map_index_template="{{ combo_label }}")
+    def run_combination(parent: dict, combo: dict) -> dict:
+        from include.backtest import tasks
+
+        get_current_context()["combo_label"] = f"#{combo['index']} {combo['overrides']}"
+        return tasks.run_combination(parent, combo)
+
+    @task
+    def select_best(parent: dict, results: list) -> dict:
+        from include.backtest import tasks
+
+        return tasks.select_best(parent, list(results))
+
+    @task
+    def close_parent(parent: dict | None = None) -> str | None:
+        from include.backtest import tasks
+
+        return tasks.close_parent(parent, get_current_context())
+
+    parent = start_parent()
+    results = run_combination.partial(parent=parent).expand(combo=plan_combinations(parent))
+    best = select_best(parent, results)
+    best >> close_parent(parent).as_teardown(setups=parent)
