@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench dbt lint lock clean-local
+.PHONY: demo test up bench scaleout dbt lint lock clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ up: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) -m bench
+
+# CeleryExecutor with two Celery workers against the machine's Redis + PostgreSQL (throw-away DBs), ingest -> dbt ->
+# strategy, then stops everything it started (scripts/celery_scaleout.py; ARGS="--symbols TSLA,NVDA --keep").
+scaleout: $(STAMP)
+	@$(PY) -m scripts.celery_scaleout $(ARGS)
 
 # dbt CLI against MARKET_DB_URL (default: the embedded PostgreSQL of make demo), e.g. make dbt ARGS="test"
 dbt: $(STAMP)
