@@ -6,7 +6,6 @@ COPY constraints.txt ./
 RUN pip install --no-cache-dir -c constraints.txt httpx starlette uvicorn pydantic exchange_calendars numpy pandas \
         cryptography
 COPY include/__init__.py include/__init__.py
-COPY include/threaded_server.py include/threaded_server.py
 COPY include/ibkr include/ibkr
 EXPOSE 5055
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
