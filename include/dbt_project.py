@@ -43,8 +43,14 @@ def ensure_manifest(force: bool = False) -> Path:
     return MANIFEST_PATH
 
 
+# Model groups with DAGs of their own (selectors): the market-data DAG, which renders the rest, leaves them out.
+PORTFOLIO_SELECTOR = "tag:portfolio"
+OWN_DAG_SELECTORS = (PORTFOLIO_SELECTOR,)
+
+
 def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "local",
-                             test_behavior: str = "build") -> dict:
+                             test_behavior: str = "build", select: tuple[str, ...] = (),
+                             exclude: tuple[str, ...] | None = None) -> dict:
     """Project, profile, execution and render config for a Cosmos ``DbtTaskGroup``.
 
     LoadMode.DBT_MANIFEST renders from the manifest (~0.25 s, no database at parse time); dbt runs in-process
@@ -53,6 +59,8 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
     tests), measured by ``python -m bench cosmos`` as the fastest mode in which a failing error-severity test fails
     its task and stops every model downstream (after_each: 1.2-1.4x its time, twice the tasks; after_all builds
     every mart before testing; watcher is experimental, slower here, and a retried producer only skips).
+    ``select``/``exclude``: dbt selectors for the group; by default every model except ``OWN_DAG_SELECTORS``
+    (e.g. ``tag:portfolio``, rendered by ibkr_portfolio_monitor), and nothing excluded when ``select`` is given.
     """
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -79,5 +87,7 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
         "execution_config": ExecutionConfig(execution_mode=mode, invocation_mode=InvocationMode.DBT_RUNNER),
         # Tests with several parents (relationships) run as their own task once all parents are built.
         "render_config": RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=tests,
-                                      should_detach_multiple_parents_tests=True),
+                                      should_detach_multiple_parents_tests=True, select=list(select),
+                                      exclude=list(exclude if exclude is not None else
+                                                   (() if select else OWN_DAG_SELECTORS))),
     }
