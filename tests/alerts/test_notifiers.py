@@ -93,3 +93,15 @@ def test_every_task_of_every_dag_alerts_on_failure(project_dagbag):
             if not any(isinstance(c, TaskFailureNotifier) for c in callbacks):
                 missing.append(f"{dag.dag_id}.{task.task_id}")
     assert missing == []
+
+
+def test_alert_notifier_renders_its_templates_from_the_callback_context(webhook_receiver, monkeypatch):
+    from include.alerts.notifiers import AlertNotifier
+
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", webhook_receiver.connection())
+    notifier = AlertNotifier("protection_triggered", "{{ params.symbol }} stop hit", severity="warning",
+                             details={"run": "{{ run_id }}"})
+    notifier({"params": {"symbol": "TSLA"}, "run_id": "scheduled__r1"})
+    [body] = webhook_receiver.bodies()
+    assert (body["event"], body["summary"], body["severity"], body["run_id"], body["details"]) == (
+        "protection_triggered", "TSLA stop hit", "warning", "scheduled__r1", {"run": "scheduled__r1"})
