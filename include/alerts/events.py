@@ -8,8 +8,14 @@ from typing import Any
 from include.alerts.models import RISK_VETO
 
 
-def risk_veto_alert(decisions: Iterable[Mapping[str, Any]], *, dag_id: str | None, run_id: str | None,
-                    strategy: str | None = None, mode: str | None = None) -> list[str] | None:
+def risk_veto_alert(
+    decisions: Iterable[Mapping[str, Any]],
+    *,
+    dag_id: str | None,
+    run_id: str | None,
+    strategy: str | None = None,
+    mode: str | None = None,
+) -> list[str] | None:
     """One ``risk_veto`` alert (severity warning) for a run's vetoed BUY/SELL decisions (risk report dicts), naming
     each symbol, side and reason; None (nothing sent) when no order was vetoed."""
     from include.alerts import send_alert

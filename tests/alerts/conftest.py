@@ -38,9 +38,14 @@ class SmtpSink:
     logins: list[str] = field(default_factory=list)
 
     def connection(self, **extra: Any) -> str:
-        body = {"conn_type": "smtp", "host": self.host, "port": self.port, "login": SMTP_USER,
-                "password": SMTP_PASSWORD,
-                "extra": {"from": "airflow@example.test", "to": ["ops@example.test", "desk@example.test"]} | extra}
+        body = {
+            "conn_type": "smtp",
+            "host": self.host,
+            "port": self.port,
+            "login": SMTP_USER,
+            "password": SMTP_PASSWORD,
+            "extra": {"from": "airflow@example.test", "to": ["ops@example.test", "desk@example.test"]} | extra,
+        }
         return json.dumps(body)
 
 
@@ -55,19 +60,27 @@ def smtp_server() -> Iterator[SmtpSink]:
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            sink.messages.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-                                  "message": message_from_bytes(envelope.content, policy=policy.default)})
+            sink.messages.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "message": message_from_bytes(envelope.content, policy=policy.default),
+                }
+            )
             return "250 Message accepted for delivery"
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (SMTP_USER.encode(),
-                                                                                SMTP_PASSWORD.encode())
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            SMTP_USER.encode(),
+            SMTP_PASSWORD.encode(),
+        )
         if ok:
             sink.logins.append(data.login.decode())
         return AuthResult(success=ok)
 
-    controller = Controller(Handler(), hostname=sink.host, port=sink.port, authenticator=authenticator,
-                            auth_require_tls=False)
+    controller = Controller(
+        Handler(), hostname=sink.host, port=sink.port, authenticator=authenticator, auth_require_tls=False
+    )
     controller.start()
     try:
         yield sink
@@ -87,8 +100,9 @@ class Receiver:
         return f"{self.root}/hook/{status}"
 
     def connection(self, status: int = 200, **extra: Any) -> str:
-        return json.dumps({"conn_type": "http", "host": self.url(status),
-                           "extra": {"headers": {"X-Alert-Token": "tok-123"}} | extra})
+        return json.dumps(
+            {"conn_type": "http", "host": self.url(status), "extra": {"headers": {"X-Alert-Token": "tok-123"}} | extra}
+        )
 
     def bodies(self, event: str | None = None) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests if event is None or r["json"].get("event") == event]
@@ -107,8 +121,9 @@ def webhook_receiver() -> Iterator[Receiver]:
 
     async def hook(request: Request) -> JSONResponse:
         status = int(request.path_params["status"])
-        holder["r"].requests.append({"path": request.url.path, "headers": dict(request.headers),
-                                     "json": await request.json()})
+        holder["r"].requests.append(
+            {"path": request.url.path, "headers": dict(request.headers), "json": await request.json()}
+        )
         holder["r"].arrived.set()
         return JSONResponse({"ok": status < 300}, status_code=status)
 

@@ -62,8 +62,12 @@ def test_failed_task_alerts_the_webhook_end_to_end(failing_dag, webhook_receiver
     assert body["dag_id"] == "alerts_failing" and body["run_id"] == dag_run.run_id
     details = body["details"]
     assert {k: details[k] for k in ("dag_id", "task_id", "run_id", "try_number", "exception")} == {
-        "dag_id": "alerts_failing", "task_id": "explode", "run_id": dag_run.run_id, "try_number": 1,
-        "exception": "ValueError: boom 42"}
+        "dag_id": "alerts_failing",
+        "task_id": "explode",
+        "run_id": dag_run.run_id,
+        "try_number": 1,
+        "exception": "ValueError: boom 42",
+    }
     assert "/dags/alerts_failing/runs/" in details["log_url"] and "/tasks/explode" in details["log_url"]
     assert body["summary"] == f"task alerts_failing.explode failed (try 1) in run {dag_run.run_id}: ValueError: boom 42"
     for needle in ("alerts_failing", "explode", dag_run.run_id, "ValueError: boom 42", details["log_url"]):
@@ -99,9 +103,15 @@ def test_alert_notifier_renders_its_templates_from_the_callback_context(webhook_
     from include.alerts.notifiers import AlertNotifier
 
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", webhook_receiver.connection())
-    notifier = AlertNotifier("protection_triggered", "{{ params.symbol }} stop hit", severity="warning",
-                             details={"run": "{{ run_id }}"})
+    notifier = AlertNotifier(
+        "protection_triggered", "{{ params.symbol }} stop hit", severity="warning", details={"run": "{{ run_id }}"}
+    )
     notifier({"params": {"symbol": "TSLA"}, "run_id": "scheduled__r1"})
     [body] = webhook_receiver.bodies()
     assert (body["event"], body["summary"], body["severity"], body["run_id"], body["details"]) == (
-        "protection_triggered", "TSLA stop hit", "warning", "scheduled__r1", {"run": "scheduled__r1"})
+        "protection_triggered",
+        "TSLA stop hit",
+        "warning",
+        "scheduled__r1",
+        {"run": "scheduled__r1"},
+    )

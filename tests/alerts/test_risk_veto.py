@@ -36,48 +36,81 @@ def risk_run(clean_db, session_mlflow_uri, webhook_receiver, tmp_path, monkeypat
     from include.tracking import start_run
 
     (tmp_path / "strategies.yaml").write_text(STRATEGY)
-    for key, value in {"MARKET_DB_URL": clean_db, "MLFLOW_TRACKING_URI": session_mlflow_uri,
-                       "STRATEGIES_FILE": str(tmp_path / "strategies.yaml"),
-                       "AIRFLOW_CONN_ALERTS_WEBHOOK": webhook_receiver.connection()}.items():
+    for key, value in {
+        "MARKET_DB_URL": clean_db,
+        "MLFLOW_TRACKING_URI": session_mlflow_uri,
+        "STRATEGIES_FILE": str(tmp_path / "strategies.yaml"),
+        "AIRFLOW_CONN_ALERTS_WEBHOOK": webhook_receiver.connection(),
+    }.items():
         monkeypatch.setenv(key, value)
 
     def assess(signals: list[Signal], run_id: str) -> dict:
         from include.trading import tasks
 
-        mlflow_run_id = start_run("ibkr-strategy-veto_test", dag_id="strategy_veto_test", run_id=run_id,
-                                  tracking_uri=session_mlflow_uri)
-        run = {"strategy_id": 7, "strategy": "veto_test", "symbols": list(PRICES), "mode": "dry_run",
-               "ignore_market_hours": True, "dag_id": "strategy_veto_test", "run_id": run_id,
-               "mlflow_run_id": mlflow_run_id}
-        market = {"quotes": {s: {"last": p} for s, p in PRICES.items()}, "account_id": "DU1234567", "positions": {},
-                  "net_liquidation": 100_000.0, "gross_position_value": 0.0}
-        features = {"latest": {s: {"close": p} for s, p in PRICES.items()},
-                    "verdicts": {s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES}}
-        return tasks.assess_risk(run, [s.model_dump(mode="json") for s in signals], market, features,
-                                 {"ti": _TaskInstance()})
+        mlflow_run_id = start_run(
+            "ibkr-strategy-veto_test", dag_id="strategy_veto_test", run_id=run_id, tracking_uri=session_mlflow_uri
+        )
+        run = {
+            "strategy_id": 7,
+            "strategy": "veto_test",
+            "symbols": list(PRICES),
+            "mode": "dry_run",
+            "ignore_market_hours": True,
+            "dag_id": "strategy_veto_test",
+            "run_id": run_id,
+            "mlflow_run_id": mlflow_run_id,
+        }
+        market = {
+            "quotes": {s: {"last": p} for s, p in PRICES.items()},
+            "account_id": "DU1234567",
+            "positions": {},
+            "net_liquidation": 100_000.0,
+            "gross_position_value": 0.0,
+        }
+        features = {
+            "latest": {s: {"close": p} for s, p in PRICES.items()},
+            "verdicts": {s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES},
+        }
+        return tasks.assess_risk(
+            run, [s.model_dump(mode="json") for s in signals], market, features, {"ti": _TaskInstance()}
+        )
 
     return assess
 
 
 def _signal(symbol: str, action: str, confidence: float) -> Signal:
-    return Signal(symbol=symbol, action=action, confidence=confidence, rationale=f"test {action}", strategy_id=7,
-                  model="test", price_reference=PRICES[symbol], price_source="close")
+    return Signal(
+        symbol=symbol,
+        action=action,
+        confidence=confidence,
+        rationale=f"test {action}",
+        strategy_id=7,
+        model="test",
+        price_reference=PRICES[symbol],
+        price_source="close",
+    )
 
 
 def test_vetoed_orders_raise_one_warning_alert(risk_run, webhook_receiver):
-    report = risk_run([_signal("TSLA", "BUY", 0.5), _signal("NVDA", "HOLD", 0.2), _signal("AAPL", "BUY", 0.9)],
-                      run_id="manual__veto")
+    report = risk_run(
+        [_signal("TSLA", "BUY", 0.5), _signal("NVDA", "HOLD", 0.2), _signal("AAPL", "BUY", 0.9)], run_id="manual__veto"
+    )
     statuses = {d["symbol"]: d["status"] for d in report["decisions"]}
     assert statuses == {"TSLA": "vetoed", "NVDA": "hold", "AAPL": "approved"}
     [body] = webhook_receiver.bodies()
     assert (body["event"], body["severity"], body["dag_id"], body["run_id"]) == (
-        "risk_veto", "warning", "strategy_veto_test", "manual__veto")
+        "risk_veto",
+        "warning",
+        "strategy_veto_test",
+        "manual__veto",
+    )
     [veto] = body["details"]["vetoes"]
     assert veto["symbol"] == "TSLA" and veto["action"] == "BUY" and veto["reasons"]
     assert any("confidence" in reason for reason in veto["reasons"]), veto
     assert body["details"]["strategy"] == "veto_test" and body["details"]["mode"] == "dry_run"
-    assert body["summary"].startswith("risk vetoed 1 order(s) in strategy_veto_test (strategy veto_test, mode "
-                                      "dry_run): BUY TSLA (")
+    assert body["summary"].startswith(
+        "risk vetoed 1 order(s) in strategy_veto_test (strategy veto_test, mode dry_run): BUY TSLA ("
+    )
     assert "NVDA" not in body["text"] and "AAPL" not in body["summary"]
 
 

@@ -17,8 +17,14 @@ DETAILS = {"symbols": ["TSLA", "NVDA"], "expected": 10, "found": 7}
 
 
 def _alert(**kw):
-    return send_alert("reconciliation_mismatch", "positions differ from the ledger", details=DETAILS,
-                      dag_id="portfolio_monitor", run_id="manual__2026-01-02", **kw)
+    return send_alert(
+        "reconciliation_mismatch",
+        "positions differ from the ledger",
+        details=DETAILS,
+        dag_id="portfolio_monitor",
+        run_id="manual__2026-01-02",
+        **kw,
+    )
 
 
 def test_smtp_delivers_subject_body_and_recipients(smtp_server, monkeypatch):
@@ -60,8 +66,14 @@ def test_webhook_posts_slack_and_discord_compatible_json(webhook_receiver, monke
     assert body["text"].startswith("[WARNING] reconciliation_mismatch: positions differ from the ledger")
     assert body["content"] == body["text"]  # Discord's field, same message (short enough)
     assert {k: body[k] for k in ("event", "severity", "summary", "dag_id", "run_id", "details", "source")} == {
-        "event": "reconciliation_mismatch", "severity": "warning", "summary": "positions differ from the ledger",
-        "dag_id": "portfolio_monitor", "run_id": "manual__2026-01-02", "details": DETAILS, "source": "ibkr-airflow"}
+        "event": "reconciliation_mismatch",
+        "severity": "warning",
+        "summary": "positions differ from the ledger",
+        "dag_id": "portfolio_monitor",
+        "run_id": "manual__2026-01-02",
+        "details": DETAILS,
+        "source": "ibkr-airflow",
+    }
     assert body["created_at"].endswith("Z") or "+00:00" in body["created_at"]
 
 
@@ -73,16 +85,18 @@ def test_webhook_formats_and_discord_length_limit():
     assert WebhookChannel(url="http://unused", format="discord").body(alert) == {"content": generic["content"]}
 
 
-def test_one_failing_channel_does_not_stop_the_other_nor_raise(smtp_server, webhook_receiver, monkeypatch,
-                                                               market_db_url, caplog):
+def test_one_failing_channel_does_not_stop_the_other_nor_raise(
+    smtp_server, webhook_receiver, monkeypatch, market_db_url, caplog
+):
     monkeypatch.setenv("MARKET_DB_URL", market_db_url)
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", smtp_server.connection())
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", webhook_receiver.connection(status=500))
     with caplog.at_level("ERROR", logger="include.alerts"):
         assert _alert() == ["smtp"]
     assert len(smtp_server.messages) == 1 and len(webhook_receiver.requests) == 1  # the webhook was tried
-    assert any("channel webhook failed to deliver" in r.getMessage() and "HTTP 500" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "channel webhook failed to deliver" in r.getMessage() and "HTTP 500" in r.getMessage() for r in caplog.records
+    )
     row = recent_alerts(market_db_url, event="reconciliation_mismatch", limit=1)[0]
     assert row["channels"] == ["smtp"] and "HTTP 500" in row["errors"]["webhook"]
 
@@ -114,13 +128,21 @@ def test_no_channel_configured_returns_empty_and_warns(market_db_url, monkeypatc
 def test_every_alert_is_recorded_in_ops_alerts(webhook_receiver, market_db_url, monkeypatch):
     monkeypatch.setenv("MARKET_DB_URL", market_db_url)
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", webhook_receiver.connection())
-    assert send_alert("protection_triggered", "stop hit", details={"symbol": "TSLA", "price": 201.5},
-                      severity="Warning", dag_id="d1", run_id="r-rec") == ["webhook"]
+    assert send_alert(
+        "protection_triggered",
+        "stop hit",
+        details={"symbol": "TSLA", "price": 201.5},
+        severity="Warning",
+        dag_id="d1",
+        run_id="r-rec",
+    ) == ["webhook"]
     with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT event, severity, summary, details, dag_id, channels, errors FROM ops.alerts"
-                    " WHERE run_id = 'r-rec'")
-        assert cur.fetchall() == [("protection_triggered", "warning", "stop hit", {"symbol": "TSLA", "price": 201.5},
-                                   "d1", ["webhook"], {})]
+        cur.execute(
+            "SELECT event, severity, summary, details, dag_id, channels, errors FROM ops.alerts WHERE run_id = 'r-rec'"
+        )
+        assert cur.fetchall() == [
+            ("protection_triggered", "warning", "stop hit", {"symbol": "TSLA", "price": 201.5}, "d1", ["webhook"], {})
+        ]
 
 
 def test_a_database_error_does_not_break_alerting(webhook_receiver, monkeypatch, caplog):
