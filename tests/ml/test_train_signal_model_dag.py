@@ -10,7 +10,7 @@ import pytest
 
 from tests.ml.ml_mart import build_mart, momentum_bars
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 STRATEGY = """
 version: 1
 strategies:
