@@ -247,7 +247,20 @@ def run_backtest(config: StrategyConfig, history: History, costs: CostModel | No
         for s in actionable:
             signals_out.append({"session_date": day, "symbol": s.symbol, "action": s.action,
                                 "confidence": s.confidence})
-        # 5. the live risk engine: sizing + checks (+ protections) against the backtest's book
+        # 5. the live risk engine: sizing + checks (+ protections) against the backtest's book. Signals that
+        # min_confidence or long_only veto whatever else holds are counted here without the engine: they can never
+        # be approved nor change what is (the engine's run tally only counts approved orders).
+        floor, viable = config.risk.min_confidence, []
+        for s in actionable:
+            if s.confidence < floor:
+                vetoes["min_confidence"] += 1
+            elif s.action == "SELL" and s.symbol not in book.qty:
+                vetoes["long_only"] += 1
+            else:
+                viable.append(s)
+        actionable = viable
+        if not actionable:
+            continue
         prices = {s.symbol: last_close[s.symbol] for s in actionable if s.symbol in last_close}
         prices.update({s: last_close[s] for s in book.qty})
         report = assess(

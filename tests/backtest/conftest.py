@@ -20,6 +20,8 @@ def mart_history(market_db_url, tmp_path_factory):
 
     with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE raw.daily_bars")
+        for schema in ("analytics_staging", "analytics_intermediate", "analytics_marts"):  # full build, not incremental
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     load_simulator_bars(market_db_url, SYMBOLS, SESSIONS)
     build_mart(market_db_url, tmp_path_factory.mktemp("dbt-backtest"))
     with db.connection(market_db_url) as conn:
