@@ -1,8 +1,9 @@
 """Keeps the IBKR Client Portal session alive: every minute of the XNYS trading day (30 min before the open to
 15 min after the close; holidays and early closes from the exchange calendar) it tickles the gateway, tries the
 usual reauthentication when the brokerage session is down, records the state in ``ops.gateway_health`` and alerts
-(``gateway_unhealthy`` / ``gateway_recovered``) only when the health flips. An unhealthy gateway fails the run;
-the trading DAGs' ``ibkr_auth`` gate reads the same record and skips their runs while it lasts.
+(``gateway_unhealthy`` / ``gateway_recovered``) only when the health flips: the run itself succeeds whatever the
+gateway's state (a failure means the check could not run, and the failure notifier reports that). The trading DAGs'
+``ibkr_auth`` gate reads the same record and skips their runs while the gateway is unhealthy.
 """
 
 from datetime import datetime, timedelta

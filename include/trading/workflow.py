@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from include.alerts.notifiers import failure_notifier
-from include.sensors.ibkr_auth import IBKRAuthSensor
+from include.gateway.sensor import GatewayGateSensor
 from include.sensors.market_open import MarketOpenSensor
 
 TAGS = ["trading"]
@@ -60,7 +60,8 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
 
         market_open = MarketOpenSensor(task_id="market_open", deferrable=True,
                                        ignore_market_hours="{{ params.ignore_market_hours }}")
-        ibkr_auth = IBKRAuthSensor(task_id="ibkr_auth")
+        # Waits while the gateway is unreachable; skips the trading tasks while its session is unhealthy.
+        ibkr_auth = GatewayGateSensor(task_id="ibkr_auth")
 
         @task(pool="ibkr_api")
         def fetch_market_data(run: dict) -> dict:
@@ -119,7 +120,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         risk = assess_risk(run, signals, market, features)
         orders = place_orders(run, risk, signals, features)
         env >> market_open >> ibkr_auth >> market
-        env >> features
+        ibkr_auth >> features  # an unhealthy gateway skips signals (and LLM calls) too, not only the orders
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
         # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)
