@@ -141,3 +141,12 @@ def test_gate_checks_live_without_a_record_or_with_a_stale_one(env, simulator):
         cur.execute("UPDATE ops.gateway_health SET checked_at = now() - interval '10 minutes'")
     assert gate.evaluate(lambda: _client(simulator), env).allow
     assert httpx.get(f"{simulator.admin_url}/state").json()["competing"] is False
+
+
+def test_gate_sensor_keeps_waiting_while_the_gateway_is_unreachable(monkeypatch):
+    from include.gateway.sensor import GatewayGateSensor
+
+    monkeypatch.setenv("IBKR_GATEWAY_URL", "http://127.0.0.1:9/v1/api")
+    monkeypatch.delenv("MARKET_DB_URL", raising=False)
+    sensor = GatewayGateSensor(task_id="ibkr_auth")
+    assert sensor.mode == "reschedule" and sensor.poke({}) is False  # an error after its timeout, never a skip
