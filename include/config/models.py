@@ -140,6 +140,7 @@ class StrategyConfig(_Strict):
     asset: Literal["fct_latest_features"] | None = None  # ... or triggered by the features mart
     signal: SignalParams
     risk: RiskLimits = RiskLimits()
+    protections: ProtectionsConfig = ProtectionsConfig()  # include/risk/protections.py; none = off
     mode: Mode = "dry_run"
 
     @field_validator("name")
@@ -151,7 +152,6 @@ class StrategyConfig(_Strict):
 
     @field_validator("symbols", mode="before")
     @classmethod
-    protections: ProtectionsConfig = ProtectionsConfig()  # include/risk/protections.py; none = off
     def _symbols(cls, value: object) -> object:
         if isinstance(value, str):
             value = [s for s in value.split(",") if s.strip()]

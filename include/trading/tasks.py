@@ -214,31 +214,31 @@ def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict
     """Every limit on every BUY/SELL; approved orders carry quantity and limit price; every veto its reason."""
     from include.config import get_strategy
     from include.risk import assess
+    from include.risk.checks import DEFAULT_CHECKS, ProtectionGate
+    from include.risk.protections import evaluate_live
     from include.risk.state_store import read_state
 
     dsn = load_settings().require_market_db_url()
-    last_prices = {s: q["last"] for s, q in market["quotes"].items() if q.get("last")}
-    from include.risk.checks import DEFAULT_CHECKS, ProtectionGate
-    from include.risk.protections import evaluate_live
-    for symbol, row in features["latest"].items():  # no fresh quote: the last close
-        last_prices.setdefault(symbol, row.get("close"))
-    report = assess(
     strategy = get_strategy(run["strategy_id"])
     # Per-strategy protections from the order ledger (REDUCING after max drawdown, loss-streak cooldowns).
     protections = evaluate_live(dsn, strategy, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
+    last_prices = {s: q["last"] for s, q in market["quotes"].items() if q.get("last")}
+    for symbol, row in features["latest"].items():  # no fresh quote: the last close
+        last_prices.setdefault(symbol, row.get("close"))
+    report = assess(
         signals, limits=strategy.risk, mode=run["mode"], account_id=market["account_id"],
         trading_state=read_state(dsn).state, positions=market["positions"], last_prices=last_prices,
         orders_today=_orders_today(dsn, run), verdicts=features["verdicts"],
         market_open=True if run["ignore_market_hours"] else None,
         net_liquidation=market["net_liquidation"], gross_position_value=market["gross_position_value"],
+        checks=(*DEFAULT_CHECKS, ProtectionGate(protections)),
     )
     result = report.to_dict()
+    result["protections"] = protections.events() if protections else []
     vetoes = [d for d in result["decisions"] if d["status"] == "vetoed"]
     with _mlflow(context, run) as mlflow_log:
-        checks=(*DEFAULT_CHECKS, ProtectionGate(protections)),
         mlflow_log.log_batch(metrics={"vetoes": len(vetoes), "approved_orders": len(report.approved)})
         mlflow_log.log_dict(result, "risk/risk_report.json")
-    result["protections"] = protections.events() if protections else []
     for d in vetoes:
         log.warning("risk veto %s %s: %s", d["action"], d["symbol"], "; ".join(v["reason"] for v in d["vetoes"]))
     if vetoes:  # one alert per run (never raises)
