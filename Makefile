@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench scaleout dbt lint lock clean-local
+.PHONY: demo test up bench scaleout dbt lint lock clean-local screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ bench: $(STAMP)
 # strategy, then stops everything it started (scripts/celery_scaleout.py; ARGS="--symbols TSLA,NVDA --keep").
 scaleout: $(STAMP)
 	@$(PY) -m scripts.celery_scaleout $(ARGS)
+
+# The Airflow and MLflow UIs of make up checked in a real browser (Playwright + Debian's chromium, installed when
+# missing and root), PNGs into docs/screenshots/; runs make demo first when there is no successful run to show.
+screenshots: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || sh scripts/install_browser.sh
+	@$(PY) -m scripts.screenshots
 
 # dbt CLI against MARKET_DB_URL (default: the embedded PostgreSQL of make demo), e.g. make dbt ARGS="test"
 dbt: $(STAMP)
