@@ -175,7 +175,9 @@ class Scaleout:
         for name in names.values():
             _admin(admin_url, f'CREATE DATABASE "{name}"')
             self.cleanup.callback(_admin, admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        log(f"throw-away databases {', '.join(names.values())} on {_with_db(admin_url, '')}")
+        from include.settings import mask_url
+
+        log(f"throw-away databases {', '.join(names.values())} on {mask_url(_with_db(admin_url, ''))}")
         from include.marketdata import db
 
         market_url = _with_db(admin_url, names["market"], password=True)
