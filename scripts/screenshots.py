@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, embedded_postgres
+from scripts.devstack import LOCAL, REPO, embedded_postgres, port_open
 
 DAG_ID = "market_data_models"
 GROUP_ID = "dbt_market"
@@ -160,6 +160,10 @@ def stop_up(proc: subprocess.Popen[str], timeout: float = UP_STOP_TIMEOUT) -> in
 @contextlib.contextmanager
 def running_up(timeout: float = UP_START_TIMEOUT) -> Iterator[RunningUp]:
     """``make up`` (``python -m scripts.up``) until the block ends; yields its printed login once it is healthy."""
+    for var, default in (("AIRFLOW_PORT", "8080"), ("MLFLOW_PORT", "5500")):
+        if port_open(int(os.environ.get(var, default))):
+            raise RuntimeError(f"port {os.environ.get(var, default)} is in use (a running make up?): stop it, "
+                               f"or set {var} and the other ports (see docs/readme/ui.md)")  # fmt: skip
     LOCAL.mkdir(parents=True, exist_ok=True)
     log_path = LOCAL / "screenshots-up.log"
     proc = subprocess.Popen(
