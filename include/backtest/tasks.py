@@ -63,6 +63,9 @@ def start_parent(context: Any) -> dict[str, Any]:
         raise BacktestConfError(f"strategy_id {params.get('strategy_id')!r}: {exc}") from None
     if strategy.signal.model == "llm":
         raise BacktestConfError(f"strategy {strategy.id} ({strategy.name}) asks an LLM: not backtestable offline")
+    if strategy.signal.model == "ml":  # the champion was fitted on this history: its backtest would score training data
+        raise BacktestConfError(f"strategy {strategy.id} ({strategy.name}) is the ML model: its hold-out metrics are "
+                                "in the train_signal_model MLflow run; a backtest over its training history would leak")
     metric = params.get("metric") or "sharpe"
     if metric not in RANKABLE:
         raise BacktestConfError(f"metric {metric!r} is not rankable; choose from {sorted(RANKABLE)}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from include.config.models import StrategyConfig
+from include.config.models import SIGNAL_MODELS, StrategyConfig
 
 STRATEGIES_YAML = Path(__file__).with_name("strategies.yaml")
 _TOP_KEYS = {"version", "defaults", "strategies"}
@@ -27,8 +27,7 @@ def _format(err: ValidationError, where: str) -> str:
     for e in err.errors(include_url=False):
         loc = [str(p) for p in e["loc"]]
         # The discriminated union puts the model name in the path ("signal.llm.prompt"): drop it.
-        if len(loc) >= 2 and loc[0] == "signal" and loc[1] in {"sma_crossover", "rsi_mean_reversion",
-                                                               "macd_momentum", "llm"}:
+        if len(loc) >= 2 and loc[0] == "signal" and loc[1] in SIGNAL_MODELS:
             loc.pop(1)
         field = ".".join(loc) or "(strategy)"
         msg = e["msg"].removeprefix("Value error, ")

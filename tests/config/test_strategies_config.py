@@ -82,6 +82,7 @@ def test_unknown_strategy_id_lists_the_known_ones():
          "fast (sma_50) must have a shorter period than slow (sma_20)"),
         (doc(signal={"model": "llm", "prompt": "signal_v99"}), "signal.prompt: unknown prompt 'signal_v99'"),
         (doc(signal={"model": "llm", "required_features": ["close", "vibes"]}), "unknown feature(s) ['vibes']"),
+        (doc(signal={"model": "ml", "threshold": 0.3}), "signal.threshold: Input should be greater than 0.5"),
         (doc(asset="fct_latest_features"), "set exactly one of 'schedule'"),
         (doc(schedule=None), "set exactly one of 'schedule'"),
         (doc(schedule="61 * * * *"), "schedule: invalid cron expression '61 * * * *'"),
