@@ -163,7 +163,7 @@ def running_up(timeout: float = UP_START_TIMEOUT) -> Iterator[RunningUp]:
     for var, default in (("AIRFLOW_PORT", "8080"), ("MLFLOW_PORT", "5500")):
         if port_open(int(os.environ.get(var, default))):
             raise RuntimeError(f"port {os.environ.get(var, default)} is in use (a running make up?): stop it, "
-                               f"or set {var} and the other ports (see README, "The UIs")")  # fmt: skip
+                               f"or set {var} and the other ports (see the README, The UIs)")  # fmt: skip
     LOCAL.mkdir(parents=True, exist_ok=True)
     log_path = LOCAL / "screenshots-up.log"
     proc = subprocess.Popen(
