@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,10 @@ def log_and_register(
     )
     example = result.train.X.head(5)
     signature = infer_signature(example, result.model.predict_proba(example))
-    with mlflow.start_run(run_id=mlflow_run_id):
+    # skops (MLflow's sklearn serializer) walks every loaded module's attributes, which trips Airflow's
+    # deprecated-import shims: ~1,000 FutureWarning lines per task log, none about this code.
+    with mlflow.start_run(run_id=mlflow_run_id), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="skops")
         info = mlflow.sklearn.log_model(
             result.model, name=ARTIFACT, signature=signature, input_example=example,
             registered_model_name=name, pyfunc_predict_fn="predict_proba",
