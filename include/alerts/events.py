@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from include.alerts.models import RISK_VETO
+
+log = logging.getLogger(__name__)
+
+
+def _already_delivered(event: str, dag_id: str | None, run_id: str | None, summary: str) -> bool:
+    """Best effort (False when there is no market DB or it cannot be read): better a repeat than a lost alert."""
+    try:
+        from include.alerts.store import already_delivered
+        from include.settings import load_settings, normalize_pg_url
+
+        url = load_settings().market_db_url
+        return bool(url) and already_delivered(normalize_pg_url(url), event, dag_id, run_id, summary)
+    except Exception:
+        log.exception("could not check ops.alerts for an earlier %s alert", event)
+        return False
 
 
 def risk_veto_alert(
@@ -30,4 +46,7 @@ def risk_veto_alert(
     where = ", ".join(p for p in (f"strategy {strategy}" if strategy else "", f"mode {mode}" if mode else "") if p)
     summary = f"risk vetoed {len(items)} order(s) in {dag_id}" + (f" ({where})" if where else "") + f": {listed}"
     details = {"strategy": strategy, "mode": mode, "vetoed": len(items), "vetoes": items}
+    if _already_delivered(RISK_VETO, dag_id, run_id, summary):
+        log.info("risk_veto alert already delivered for %s %s (task retried): not sent again", dag_id, run_id)
+        return []
     return send_alert(RISK_VETO, summary, details=details, severity="warning", dag_id=dag_id, run_id=run_id)

@@ -51,6 +51,23 @@ def record_alert(dsn: str, alert: AlertEvent, delivered: list[str], errors: dict
             return int(cur.fetchone()[0])
 
 
+def already_delivered(dsn: str, event: str, dag_id: str | None, run_id: str | None, summary: str) -> bool:
+    """Whether this DAG run already delivered this alert (same event and summary) to at least one channel: a retried
+    or cleared task must not repeat it."""
+    from include.marketdata import db
+
+    with db.connection(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('ops.alerts')")
+        if cur.fetchone()[0] is None:
+            return False
+        cur.execute(
+            "SELECT 1 FROM ops.alerts WHERE event = %s AND dag_id IS NOT DISTINCT FROM %s"
+            " AND run_id IS NOT DISTINCT FROM %s AND summary = %s AND cardinality(channels) > 0 LIMIT 1",
+            (event, dag_id, run_id, summary),
+        )
+        return cur.fetchone() is not None
+
+
 def recent_alerts(dsn: str, *, event: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The latest alerts (newest first), optionally of one event."""
     from include.marketdata import db

@@ -114,6 +114,15 @@ def test_vetoed_orders_raise_one_warning_alert(risk_run, webhook_receiver):
     assert "NVDA" not in body["text"] and "AAPL" not in body["summary"]
 
 
+def test_a_retried_risk_task_does_not_repeat_the_alert(risk_run, webhook_receiver):
+    signals = [_signal("TSLA", "BUY", 0.5)]
+    risk_run(signals, run_id="manual__retried")
+    risk_run(signals, run_id="manual__retried")  # the same task again (retry / cleared): same vetoes, same run
+    assert len(webhook_receiver.bodies()) == 1
+    risk_run(signals, run_id="manual__next_run")  # another run still alerts
+    assert len(webhook_receiver.bodies()) == 2
+
+
 def test_no_alert_without_vetoed_orders(risk_run, webhook_receiver):
     report = risk_run([_signal("TSLA", "HOLD", 0.1), _signal("AAPL", "BUY", 0.9)], run_id="manual__clean")
     assert {d["status"] for d in report["decisions"]} == {"hold", "approved"}
