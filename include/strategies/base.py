@@ -143,3 +143,23 @@ def previous_is_older(features: Features, previous: Features | None) -> bool:
     """The previous row must be an earlier session than the latest one (else a crossover cannot be read)."""
     latest, prev = session_of(features), session_of(previous)
     return latest is None or prev is None or prev < latest
+
+
+def crossing_inputs(
+    symbol: str, features: Features | None, previous: Features | None, names: tuple[str, ...],
+    previous_names: tuple[str, ...], ctx: Mapping[str, Any],
+) -> tuple[dict[str, float], dict[str, float], Signal | None]:
+    """What a crossing rule reads: the latest row's ``names`` and the previous row's ``previous_names`` (both as
+    floats, ``names`` including ``atr_14``), or a HOLD saying why they cannot be read (no row, NULL or missing
+    values, a previous row that is not older, ATR-14 not positive). ``ctx`` = strategy_id, model, features."""
+    now, missing = require(features, names)
+    before, missing_prev = require(previous, previous_names, prefix="previous.")
+    if features is None:
+        return now, before, hold(symbol, "HOLD: no feature row for this symbol", **ctx)
+    if missing or missing_prev:
+        return now, before, hold(symbol, missing_reason(missing + missing_prev), **ctx)
+    if not previous_is_older(features, previous):
+        return now, before, hold(symbol, "HOLD: previous session row is not older than the latest session", **ctx)
+    if now["atr_14"] <= 0:
+        return now, before, hold(symbol, f"HOLD: atr_14={now['atr_14']} is not positive", **ctx)
+    return now, before, None

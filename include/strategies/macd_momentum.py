@@ -11,33 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.config.models import MacdMomentumParams
-from include.strategies.base import (
-    Features,
-    Signal,
-    hold,
-    make_signal,
-    missing_reason,
-    previous_is_older,
-    require,
-    scaled_confidence,
-)
+from include.strategies.base import Features, Signal, crossing_inputs, hold, make_signal, scaled_confidence
 
 MODEL = "macd_momentum"
 
 
 def macd_momentum_signal(symbol: str, features: Features | None, previous: Features | None,
                          params: MacdMomentumParams, strategy_id: int) -> Signal:
-    now, missing = require(features, ("macd", "macd_signal", "macd_hist", "atr_14", "close"))
-    before, missing_prev = require(previous, ("macd_hist",), prefix="previous.")
     ctx = {"strategy_id": strategy_id, "model": MODEL, "features": features}
-    if features is None:
-        return hold(symbol, "HOLD: no feature row for this symbol", **ctx)
-    if missing or missing_prev:
-        return hold(symbol, missing_reason(missing + missing_prev), **ctx)
-    if not previous_is_older(features, previous):
-        return hold(symbol, "HOLD: previous session row is not older than the latest session", **ctx)
-    if now["atr_14"] <= 0:
-        return hold(symbol, f"HOLD: atr_14={now['atr_14']} is not positive", **ctx)
+    now, before, refused = crossing_inputs(symbol, features, previous,
+                                           ("macd", "macd_signal", "macd_hist", "atr_14", "close"), ("macd_hist",), ctx)
+    if refused:
+        return refused
 
     hist, prev_hist, macd = now["macd_hist"], before["macd_hist"], now["macd"]
     inputs = {**now, "previous_macd_hist": prev_hist}

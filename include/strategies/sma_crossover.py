@@ -11,16 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.config.models import SmaCrossoverParams
-from include.strategies.base import (
-    Features,
-    Signal,
-    hold,
-    make_signal,
-    missing_reason,
-    previous_is_older,
-    require,
-    scaled_confidence,
-)
+from include.strategies.base import Features, Signal, crossing_inputs, hold, make_signal, scaled_confidence
 
 MODEL = "sma_crossover"
 
@@ -28,17 +19,11 @@ MODEL = "sma_crossover"
 def sma_crossover_signal(symbol: str, features: Features | None, previous: Features | None,
                          params: SmaCrossoverParams, strategy_id: int) -> Signal:
     fast, slow = params.fast, params.slow
-    now, missing = require(features, (fast, slow, "atr_14", "close"))
-    before, missing_prev = require(previous, (fast, slow), prefix="previous.")
     ctx = {"strategy_id": strategy_id, "model": MODEL, "features": features}
-    if features is None:
-        return hold(symbol, "HOLD: no feature row for this symbol", **ctx)
-    if missing or missing_prev:
-        return hold(symbol, missing_reason(missing + missing_prev), **ctx)
-    if not previous_is_older(features, previous):
-        return hold(symbol, "HOLD: previous session row is not older than the latest session", **ctx)
-    if now["atr_14"] <= 0:
-        return hold(symbol, f"HOLD: atr_14={now['atr_14']} is not positive", **ctx)
+    now, before, refused = crossing_inputs(symbol, features, previous, (fast, slow, "atr_14", "close"), (fast, slow),
+                                           ctx)
+    if refused:
+        return refused
 
     gap, prev_gap = now[fast] - now[slow], before[fast] - before[slow]
     inputs = {**now, f"previous_{fast}": before[fast], f"previous_{slow}": before[slow]}
