@@ -37,8 +37,8 @@ def load_simulator_bars(dsn: str, symbols: Sequence[str], sessions: int, start: 
     return rows
 
 
-def build_mart(dsn: str, target: Path) -> None:
-    """``dbt run --select +fct_daily_indicators`` (staging -> intermediate -> mart) against ``dsn``."""
+def build_mart(dsn: str, target: Path, select: str = "+fct_daily_indicators") -> None:
+    """``dbt run --select <select>`` (default: staging -> intermediate -> the indicator mart) against ``dsn``."""
     from dbt.cli.main import dbtRunner
 
     from include.dbt_project import DBT_PROJECT_DIR, dbt_env
@@ -47,7 +47,7 @@ def build_mart(dsn: str, target: Path) -> None:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        res = dbtRunner().invoke(["run", "--select", "+fct_daily_indicators", "--project-dir", str(DBT_PROJECT_DIR),
+        res = dbtRunner().invoke(["run", "--select", select, "--project-dir", str(DBT_PROJECT_DIR),
                                   "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
                                   "--log-path", str(target / "logs"), "--quiet"])
     finally:  # dbt reads DBT_* from the environment; leave it as it was

@@ -54,22 +54,6 @@ def momentum_bars(dsn: str, simulator: object, symbols=SYMBOLS, sessions: int = 
 
 def build_mart(dsn: str, target: Path) -> None:
     """``dbt run`` of the marts (and what they need) in-process against ``dsn``."""
-    import os
+    from include.backtest.synthetic import build_mart as dbt_run
 
-    from dbt.cli.main import dbtRunner
-
-    from include.dbt_project import DBT_PROJECT_DIR, dbt_env
-
-    saved = {k: os.environ.get(k) for k in dbt_env(dsn)}
-    os.environ.update(dbt_env(dsn))
-    try:
-        res = dbtRunner().invoke(["run", "--select", "+fct_latest_features", "--project-dir", str(DBT_PROJECT_DIR),
-                                  "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
-                                  "--log-path", str(target / "logs"), "--quiet"])  # fmt: skip
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert res.success, res.exception
+    dbt_run(dsn, target, select="+fct_latest_features")
