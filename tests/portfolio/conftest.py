@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.dbt.conftest import dbt as dbt  # fixture: the project in-process dbt run
 from tests.execution.conftest import make_client
 from tests.execution.conftest import sim as sim  # fixture
 from tests.execution.support import plan, run_ctx

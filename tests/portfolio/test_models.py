@@ -6,34 +6,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from include.dbt_project import DBT_PROJECT_DIR, dbt_env
 from include.marketdata.db import connection
 from include.portfolio.loaders import ensure_schema
 from tests.execution.support import rows
 
 NY = ZoneInfo("America/New_York")
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
-
-
-@pytest.fixture
-def dbt(clean_db, tmp_path, monkeypatch):
-    from dbt.cli.main import dbtRunner
-
-    for key, value in dbt_env(clean_db).items():
-        monkeypatch.setenv(key, value)
-
-    def _run(*args: str):
-        res = dbtRunner().invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-                                  str(DBT_PROJECT_DIR), "--target-path", str(tmp_path), "--log-path",
-                                  str(Path(tmp_path) / "logs"), "--quiet"])
-        return res.success, res.result
-
-    return _run
 
 
 def _data(seed: int = 7):
