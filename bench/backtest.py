@@ -33,9 +33,9 @@ def _one(overrides: dict) -> tuple[dict, float, float]:
 def main() -> None:
     global _HISTORY
     from include.backtest.engine import load_history, run_backtest
-    from include.backtest.synthetic import build_mart, load_simulator_bars
     from include.config import get_strategy
     from include.marketdata import db
+    from sim.synthetic import build_mart, load_simulator_bars
 
     symbols = [f"BT{i:04d}" for i in range(SYMBOLS)]
     with scratch_database("bench_backtest") as dsn:

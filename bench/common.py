@@ -52,7 +52,7 @@ def simulator_process(*args: str) -> Iterator[tuple[str, str]]:
     port = free_port()
     LOCAL.mkdir(exist_ok=True)
     log = open(LOCAL / "bench-simulator.log", "wb")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen([sys.executable, "-m", "include.ibkr.simulator", "--port", str(port), *args],
+    proc = subprocess.Popen([sys.executable, "-m", "sim.ibkr", "--port", str(port), *args],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     admin = f"http://127.0.0.1:{port}/sim/admin"
     try:

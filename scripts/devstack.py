@@ -114,12 +114,12 @@ def embedded_postgres() -> EmbeddedPostgres:
 
 
 def start_simulator(port: int = SIM_PORT, *extra_args: str) -> subprocess.Popen[bytes]:
-    """Start ``python -m include.ibkr.simulator`` and wait until it answers."""
+    """Start ``python -m sim.ibkr`` and wait until it answers."""
     if port_open(port):
         raise RuntimeError(f"port {port} is already in use; stop that program or set SIMULATOR_PORT")
     log = open(LOCAL / "simulator.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "include.ibkr.simulator", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "sim.ibkr", "--host", "127.0.0.1", "--port", str(port),
          *extra_args],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

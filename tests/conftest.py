@@ -114,8 +114,8 @@ def clean_db(market_db_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def simulator_server() -> Iterator[object]:
-    from include.ibkr.simulator.config import SimulatorConfig
-    from include.ibkr.simulator.server import SimulatorServer
+    from sim.ibkr.config import SimulatorConfig
+    from sim.ibkr.server import SimulatorServer
 
     with SimulatorServer(SimulatorConfig(fill_mode="immediate")) as sim:
         yield sim

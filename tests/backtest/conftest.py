@@ -15,8 +15,8 @@ def mart_history(market_db_url, tmp_path_factory):
     import psycopg2
 
     from include.backtest.engine import load_history
-    from include.backtest.synthetic import build_mart, load_simulator_bars
     from include.marketdata import db
+    from sim.synthetic import build_mart, load_simulator_bars
 
     with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE raw.daily_bars")

@@ -43,11 +43,9 @@ def env_read_by_code() -> set[str]:
     for folder in CODE_DIRS:
         for path in (REPO / folder).rglob("*.py"):
             names |= set(_ENV_READ.findall(path.read_text()))
-    names |= set(
-        re.findall(
-            r"\b(ALLOW_LIVE_TRADING|LIVE_OPT_IN_ENV)\b", (REPO / "include").joinpath("risk", "engine.py").read_text()
-        )
-    )
+    from include.settings import LIVE_OPT_IN_ENV, PLAIN_ENV_VARS
+
+    names |= {LIVE_OPT_IN_ENV, *PLAIN_ENV_VARS}
     return names
 
 
@@ -332,10 +330,16 @@ def test_dbt_parse_needs_no_database(tmp_path):
     assert any(key.startswith("model.ibkr_market.fct_daily_indicators") for key in manifest["nodes"])
 
 
-def _install_closure(dockerfile: str) -> set[str]:
-    """Distributions ``pip install`` in ``dockerfile`` puts into the image: the named ones and their requirements."""
+def _install_closure(dockerfile: str, context: Path) -> set[str]:
+    """Distributions ``pip install`` in ``dockerfile`` puts into the image: the named ones (or those of the
+    requirements file it copies from ``context``) and their requirements."""
     installed = re.search(r"pip install [^\n]*", dockerfile.replace("\\\n", " ")).group(0)
-    wanted = [w for w in re.split(r"[\s\\]+", installed)[2:] if w and not w.startswith("-") and w != "constraints.txt"]
+    words = [w for w in re.split(r"[\s\\]+", installed)[2:] if w]
+    wanted = [w for w in words if not w.startswith("-") and w != "constraints.txt" and not w.endswith(".txt")]
+    for copied, target in re.findall(r"^COPY (\S+\.txt) (\S+)$", dockerfile, re.M):
+        if target in words:
+            wanted += [line.split("==")[0].strip() for line in (context / copied).read_text().splitlines()
+                       if line.strip() and not line.startswith("#")]
     closure, todo = set(), list(wanted)
     while todo:
         dist = re.sub(r"[-_.]+", "-", todo.pop()).lower()
@@ -359,8 +363,8 @@ class ImageOnly(importlib.abc.MetaPathFinder):  # what the image does not instal
 
 sys.meta_path.insert(0, ImageOnly())
 import uvicorn
-from include.ibkr.simulator.__main__ import config_from, parse_args
-from include.ibkr.simulator.app import create_app
+from sim.ibkr.__main__ import config_from, parse_args
+from sim.ibkr.app import create_app
 sock = socket.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
 server = uvicorn.Server(uvicorn.Config(create_app(config_from(parse_args([]))), host="127.0.0.1", port=port,
                                       log_level="warning"))
@@ -375,7 +379,7 @@ conid = call("/iserver/secdef/search?symbol=TSLA")[0]["conid"]
 bars = call(f"/iserver/marketdata/history?conid={conid}&period=1m&bar=1d")["data"]
 call(f"/iserver/marketdata/snapshot?conids={conid}")
 server.should_exit = True
-print(json.dumps({"bars": len(bars), "modules": sorted(m for m in sys.modules if m.startswith("include"))}))
+print(json.dumps({"bars": len(bars), "modules": sorted(m for m in sys.modules if m.startswith(("include", "sim")))}))
 """
 
 
@@ -384,14 +388,18 @@ def test_simulator_image_has_what_the_simulator_imports(tmp_path):
     install made unimportable, and serve real requests (auth, accounts, search, history, snapshot)."""
     import shutil
 
-    text = (REPO / "docker" / "simulator.Dockerfile").read_text()
-    for src in re.findall(r"^COPY (include\S*) \S+$", text, re.M):
-        if (REPO / src).is_dir():
-            shutil.copytree(REPO / src, tmp_path / src, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (tmp_path / src).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(REPO / src, tmp_path / src)
-    closure = _install_closure(text)
+    context = REPO / "sim"  # the compose build context of the simulator image
+    text = (context / "Dockerfile").read_text()
+    for src, dest in re.findall(r"^COPY (.+) (\S+/)$", text, re.M):
+        for item in src.split():
+            target = tmp_path / dest / (item if (context / item).is_file() else "")
+            if (context / item).is_dir():
+                shutil.copytree(context / item, tmp_path / dest, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(context / item, target)
+    assert (tmp_path / "sim" / "ibkr" / "app.py").is_file() and (tmp_path / "sim" / "threaded_server.py").is_file()
+    closure = _install_closure(text, context)
     blocked = sorted(
         top
         for top, dists in metadata.packages_distributions().items()
@@ -404,4 +412,12 @@ def test_simulator_image_has_what_the_simulator_imports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["bars"] > 0
-    assert "include.ibkr.simulator.app" in report["modules"]
+    assert "sim.ibkr.app" in report["modules"]
+
+
+def test_simulator_image_holds_nothing_of_the_airflow_project():
+    text = (REPO / "sim" / "Dockerfile").read_text()
+    assert "include" not in re.sub(r"#.*", "", text)
+    for name in ("ibkr-gateway",):
+        for compose_file in ("docker-compose.yml", "docker-compose.override.yml"):
+            assert "context: ./sim}" in (REPO / compose_file).read_text(), (compose_file, name)

@@ -8,7 +8,6 @@ import pytest
 from include.execution import (
     ExecutionError,
     IntentConflictError,
-    LiveTradingNotAllowedError,
     OrderExecutionError,
     execute_intents,
     load_events,
@@ -16,6 +15,7 @@ from include.execution import (
     refresh_intents,
 )
 from include.execution.ledger import connect
+from include.settings import LiveTradingNotAllowed
 from tests.execution.conftest import make_client
 from tests.execution.support import admin, book, order_endpoint_hits, order_posts, orders_by_coid, plan, rows, run_ctx
 
@@ -92,8 +92,8 @@ def test_paper_submits_once_records_broker_ids_fills_and_the_question_chain(clea
 
 
 def test_working_orders_are_refreshed_later_with_their_executions(clean_db):
-    from include.ibkr.simulator.config import SimulatorConfig
-    from include.ibkr.simulator.server import SimulatorServer
+    from sim.ibkr.config import SimulatorConfig
+    from sim.ibkr.server import SimulatorServer
 
     # market_hours fill mode on a Saturday: the order waits (PreSubmitted) until the clock reaches a session.
     with SimulatorServer(SimulatorConfig(fill_mode="market_hours", rate_limits=False, questions=(),
@@ -122,7 +122,7 @@ def _dt(text: str):
 def test_live_mode_without_opt_in_fails_before_any_order(clean_db, sim, client, monkeypatch):
     monkeypatch.delenv("ALLOW_LIVE_TRADING", raising=False)
     admin(sim, "/stats/reset")
-    with pytest.raises(LiveTradingNotAllowedError, match="ALLOW_LIVE_TRADING is None, not 'yes'"):
+    with pytest.raises(LiveTradingNotAllowed, match="got None, not 'yes'"):
         execute_intents([plan("TSLA")], run_ctx("live-1", mode="live"), dsn=clean_db, broker=client)
     assert stats_requests(sim) == 0
     assert rows(clean_db, "SELECT to_regclass('trading.order_intents')") == [(None,)]  # nothing written

@@ -193,7 +193,7 @@ def test_order_placement_is_not_retried_on_5xx(client, simulator):
 
 # ---------------------------------------------------------------- TLS and pacing
 def test_tls_gateway_with_self_signed_certificate():
-    from include.ibkr.simulator.server import SimulatorServer
+    from sim.ibkr.server import SimulatorServer
 
     with SimulatorServer(tls=True) as sim:
         assert sim.base_url.startswith("https://")

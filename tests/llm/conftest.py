@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from include.llm.stub_server import StubServer
+from sim.llm_stub import StubServer
 
 API_KEY = "sk-test-stub-key"
 

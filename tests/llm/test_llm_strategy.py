@@ -148,7 +148,7 @@ def test_stub_server_runs_as_a_module(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "include.llm.stub_server", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "sim.llm_stub", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15

@@ -54,6 +54,6 @@ def momentum_bars(dsn: str, simulator: object, symbols=SYMBOLS, sessions: int = 
 
 def build_mart(dsn: str, target: Path) -> None:
     """``dbt run`` of the marts (and what they need) in-process against ``dsn``."""
-    from include.backtest.synthetic import build_mart as dbt_run
+    from sim.synthetic import build_mart as dbt_run
 
     dbt_run(dsn, target, select="+fct_latest_features")

@@ -1,4 +1,4 @@
-"""`python -m include.ibkr.simulator --port 5055 [--tls] ...`: serve the simulator in the foreground."""
+"""`python -m sim.ibkr --port 5055 [--tls] ...`: serve the simulator in the foreground."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from datetime import datetime
 
 import uvicorn
 
-from include.ibkr.simulator.app import API_BASE, create_app
-from include.ibkr.simulator.config import FILL_MODES, SESSION_STATES, SimulatorConfig
-from include.ibkr.simulator.tls import self_signed_cert
+from sim.ibkr.app import API_BASE, create_app
+from sim.ibkr.config import FILL_MODES, SESSION_STATES, SimulatorConfig
+from sim.ibkr.tls import self_signed_cert
 
 log = logging.getLogger("ibkr.simulator")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m include.ibkr.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m sim.ibkr", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5055)
     p.add_argument("--seed", type=int, default=42)

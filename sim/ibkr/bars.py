@@ -10,10 +10,10 @@ from datetime import date
 
 import numpy as np
 
-from include.ibkr.simulator.config import SimulatorConfig
-from include.ibkr.simulator.exchange import SessionTable, fallback_close_ms, session_table
-from include.ibkr.simulator.instruments import Instrument
-from include.ibkr.simulator.prices import DailySeries, csv_series, gbm_series, intraday_path
+from sim.ibkr.config import SimulatorConfig
+from sim.ibkr.exchange import SessionTable, fallback_close_ms, session_table
+from sim.ibkr.instruments import Instrument
+from sim.ibkr.prices import DailySeries, csv_series, gbm_series, intraday_path
 
 _GROW = 512  # sessions generated beyond the horizon, so the series is regenerated rarely
 _PATH_CACHE = 4096

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from include.ibkr.simulator import formats, history
-from include.ibkr.simulator.api_common import json_body, sim_of
-from include.ibkr.simulator.quotes import DEFAULT_FIELDS, SERVER_ID, snapshot_fields
-from include.ibkr.simulator.state import error
+from sim.ibkr import formats, history
+from sim.ibkr.api_common import json_body, sim_of
+from sim.ibkr.quotes import DEFAULT_FIELDS, SERVER_ID, snapshot_fields
+from sim.ibkr.state import error
 
 
 async def secdef_search(request: Request) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from include.ibkr.simulator.state import SimState
+from sim.ibkr.state import SimState
 
 _NO_BODY = object()
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.instruments import Instrument
+from sim.ibkr import formats
+from sim.ibkr.instruments import Instrument
 
 PAGE_SIZE = 100  # §7.3: "up to 100" per page in current builds (30 in the old spec)
 Mark = Callable[[Instrument], float]

@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from include.ibkr.simulator import order_views
-from include.ibkr.simulator.api_account import unknown_account
-from include.ibkr.simulator.api_common import json_body, sim_of
-from include.ibkr.simulator.exchange import NEW_YORK
-from include.ibkr.simulator.orders import WORKING, OrderError
-from include.ibkr.simulator.state import error
+from sim.ibkr import order_views
+from sim.ibkr.api_account import unknown_account
+from sim.ibkr.api_common import json_body, sim_of
+from sim.ibkr.exchange import NEW_YORK
+from sim.ibkr.orders import WORKING, OrderError
+from sim.ibkr.state import error
 
 _FILTER_ALIASES = {"sortbytime": "sort"}
 

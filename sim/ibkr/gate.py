@@ -8,8 +8,8 @@ from fnmatch import fnmatch
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from include.ibkr.simulator.limits import MALFORMED_BODY, Fault
-from include.ibkr.simulator.state import SimState
+from sim.ibkr.limits import MALFORMED_BODY, Fault
+from sim.ibkr.state import SimState
 
 # IBeam calls some session routes under /v1/portal (§1); both prefixes serve the same API.
 API_PREFIXES = ("/v1/api", "/v1/portal")

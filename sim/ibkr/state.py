@@ -9,15 +9,15 @@ from datetime import datetime
 
 from starlette.responses import JSONResponse, Response
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.bars import BarStore
-from include.ibkr.simulator.config import SimulatorConfig
-from include.ibkr.simulator.instruments import Instrument, InstrumentRegistry
-from include.ibkr.simulator.limits import FaultBook, RateLimiter, Stats
-from include.ibkr.simulator.orders import OrderBook, Venue
-from include.ibkr.simulator.portfolio import Mark, Portfolio
-from include.ibkr.simulator.quotes import Quote, quote
-from include.ibkr.simulator.session import Session, SimClock
+from sim.ibkr import formats
+from sim.ibkr.bars import BarStore
+from sim.ibkr.config import SimulatorConfig
+from sim.ibkr.instruments import Instrument, InstrumentRegistry
+from sim.ibkr.limits import FaultBook, RateLimiter, Stats
+from sim.ibkr.orders import OrderBook, Venue
+from sim.ibkr.portfolio import Mark, Portfolio
+from sim.ibkr.quotes import Quote, quote
+from sim.ibkr.session import Session, SimClock
 
 # §3.2: without a brokerage session these still answer; every other /iserver path says "no bridge".
 BRIDGELESS = frozenset({"/iserver/auth/status", "/iserver/reauthenticate", "/iserver/auth/ssodh/init"})

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.api_common import json_body, sim_of
+from sim.ibkr import formats
+from sim.ibkr.api_common import json_body, sim_of
 
 SSO_TTL_MS = 600_000  # ssoExpires is a ms countdown renewed by tickling (~9.8 min left in §2.2's fixture)
 

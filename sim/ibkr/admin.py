@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from include.ibkr.simulator.api_common import json_body, sim_of
-from include.ibkr.simulator.config import FILL_MODES, SESSION_STATES
-from include.ibkr.simulator.state import SimState, error
+from sim.ibkr.api_common import json_body, sim_of
+from sim.ibkr.config import FILL_MODES, SESSION_STATES
+from sim.ibkr.state import SimState, error
 
 _RUNTIME = {"rate_limits": bool, "fill_mode": str, "history_latency_ms": int, "global_rate_per_sec": float,
             "history_max_concurrent": int, "idle_timeout_s": float, "penalty_box_s": float}

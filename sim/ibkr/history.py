@@ -10,10 +10,10 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.bars import BarStore
-from include.ibkr.simulator.instruments import Instrument
-from include.ibkr.simulator.prices import DailySeries
+from sim.ibkr import formats
+from sim.ibkr.bars import BarStore
+from sim.ibkr.instruments import Instrument
+from sim.ibkr.prices import DailySeries
 
 MAX_POINTS = 1000  # §6.1: at most 1000 data points per response
 _PERIOD = re.compile(r"^(\d+)(min|mins|h|d|w|m|y)$")

@@ -1,5 +1,5 @@
 """Offline, protocol-faithful simulator of the IBKR Client Portal Gateway (see docs/ibkr-cp-api.md §10)."""
 
-from include.ibkr.simulator.config import SimulatorConfig
+from sim.ibkr.config import SimulatorConfig
 
 __all__ = ["SimulatorConfig"]

@@ -3,7 +3,7 @@
 It answers deterministically from the FEATURES JSON in the prompt (RSI-14 < 30 -> BUY, > 70 -> SELL, else HOLD)
 and misbehaves on request: ``POST /admin/faults {"mode": "500", "times": 1}`` queues a fault for the next
 requests, or the header ``X-Stub-Fault: slow`` (with ``X-Stub-Delay: 2``) applies one to a single request.
-``GET /admin/requests`` lists what was received. Run: ``python -m include.llm.stub_server --port 8089``.
+``GET /admin/requests`` lists what was received. Run: ``python -m sim.llm_stub --port 8089``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from include.threaded_server import ThreadedServer
+from sim.threaded_server import ThreadedServer
 
 FAULT_MODES = ("invalid_json", "out_of_range", "missing_fields", "wrong_action", "empty", "fenced", "not_chat",
                "slow", "500", "429")  # fmt: skip
@@ -219,7 +219,7 @@ class StubServer(ThreadedServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m include.llm.stub_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.llm_stub", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")

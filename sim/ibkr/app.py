@@ -6,11 +6,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from include.ibkr.simulator import admin, api_account, api_market, api_orders, api_session
-from include.ibkr.simulator.config import SimulatorConfig
-from include.ibkr.simulator.exchange import warm_up
-from include.ibkr.simulator.gate import GatewayGate
-from include.ibkr.simulator.state import SimState
+from sim.ibkr import admin, api_account, api_market, api_orders, api_session
+from sim.ibkr.config import SimulatorConfig
+from sim.ibkr.exchange import warm_up
+from sim.ibkr.gate import GatewayGate
+from sim.ibkr.state import SimState
 
 API_BASE = "/v1/api"
 ADMIN_BASE = "/sim/admin"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.orders import WORKING, Order
-from include.ibkr.simulator.portfolio import Execution, Portfolio
+from sim.ibkr import formats
+from sim.ibkr.orders import WORKING, Order
+from sim.ibkr.portfolio import Execution, Portfolio
 
 _TYPE_WORDS = {"LMT": "Limit", "MKT": "Market", "STP": "Stop", "STOP_LIMIT": "Stop Limit"}
 _ORIG_TYPES = {"LMT": "LIMIT", "MKT": "MARKET", "STP": "STOP", "STOP_LIMIT": "STOP_LIMIT"}

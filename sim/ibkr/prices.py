@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from include.ibkr.simulator.exchange import SessionTable, fallback_close_ms
+from sim.ibkr.exchange import SessionTable, fallback_close_ms
 
 _RTH_MS = 390 * 60_000
 

@@ -7,7 +7,7 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
-from include.ibkr.simulator.exchange import last_nightly_reset
+from sim.ibkr.exchange import last_nightly_reset
 
 SERVER_VERSION = "Build 10.25.0m, Nov 17, 2023 11:29:27 AM"
 

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import numpy as np
 
-from include.ibkr.simulator import formats
-from include.ibkr.simulator.bars import BarStore
-from include.ibkr.simulator.instruments import Instrument
+from sim.ibkr import formats
+from sim.ibkr.bars import BarStore
+from sim.ibkr.instruments import Instrument
 
 # Fields returned when the first request names none (SWAG: bid, ask, last, change, change %, close, exchange).
 DEFAULT_FIELDS = ("31", "84", "86", "82", "83", "7296", "7221")

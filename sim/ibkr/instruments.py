@@ -6,7 +6,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.ibkr.simulator.config import SimulatorConfig
+from sim.ibkr.config import SimulatorConfig
 
 
 @dataclass(frozen=True)

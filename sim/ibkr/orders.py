@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.ibkr.simulator import questions
-from include.ibkr.simulator.instruments import Instrument, InstrumentRegistry
-from include.ibkr.simulator.portfolio import Execution, Portfolio
+from sim.ibkr import questions
+from sim.ibkr.instruments import Instrument, InstrumentRegistry
+from sim.ibkr.portfolio import Execution, Portfolio
 
 ORDER_TYPES = {"LMT": "LMT", "MKT": "MKT", "STP": "STP", "STOP_LIMIT": "STOP_LIMIT", "STP LMT": "STOP_LIMIT"}
 TIFS = ("GTC", "DAY", "IOC", "OPG")

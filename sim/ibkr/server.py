@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.ibkr.simulator.app import ADMIN_BASE, API_BASE, create_app
-from include.ibkr.simulator.config import SimulatorConfig
-from include.ibkr.simulator.tls import self_signed_cert
-from include.threaded_server import ThreadedServer
+from sim.ibkr.app import ADMIN_BASE, API_BASE, create_app
+from sim.ibkr.config import SimulatorConfig
+from sim.ibkr.tls import self_signed_cert
+from sim.threaded_server import ThreadedServer
 
 
 class SimulatorServer(ThreadedServer):

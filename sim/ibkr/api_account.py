@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from include.ibkr.simulator.api_common import sim_of
-from include.ibkr.simulator.session import SERVER_VERSION
-from include.ibkr.simulator.state import SimState, error
+from sim.ibkr.api_common import sim_of
+from sim.ibkr.session import SERVER_VERSION
+from sim.ibkr.state import SimState, error
 
 _ACCT_PROPS = {"hasChildAccounts": False, "supportsCashQty": True, "noFXConv": False, "isProp": False,
                "supportsFractions": True, "allowCustomerTime": False}

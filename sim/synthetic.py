@@ -14,9 +14,9 @@ from pathlib import Path
 def load_simulator_bars(dsn: str, symbols: Sequence[str], sessions: int, start: date = date(2014, 1, 2),
                         seed: int = 42) -> int:
     """``sessions`` XNYS bars per symbol from ``start``; returns the rows loaded."""
-    from include.ibkr.simulator.exchange import session_table
-    from include.ibkr.simulator.prices import gbm_series
     from include.marketdata import db
+    from sim.ibkr.exchange import session_table
+    from sim.ibkr.prices import gbm_series
 
     table = session_table(date(2000, 1, 3))
     buffer = io.StringIO()
