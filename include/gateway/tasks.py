@@ -14,7 +14,7 @@ KEEPALIVE_SOURCE = "keepalive"
 def keepalive(context: Any, *, try_reauth: bool = True, reauth_wait_s: float = 2.0) -> dict[str, Any]:
     from include.gateway.health import check_gateway
     from include.gateway.store import record_and_alert
-    from include.hooks.ibkr import IBKRHook
+    from include.ibkr.hook import IBKRHook
     from include.settings import load_settings
 
     settings = load_settings()

@@ -144,7 +144,7 @@ def test_gate_checks_live_without_a_record_or_with_a_stale_one(env, simulator):
 
 
 def test_gate_sensor_keeps_waiting_while_the_gateway_is_unreachable(monkeypatch):
-    from include.gateway.sensor import GatewayGateSensor
+    from include.gateway.sensors import GatewayGateSensor
 
     monkeypatch.setenv("IBKR_GATEWAY_URL", "http://127.0.0.1:9/v1/api")
     monkeypatch.delenv("MARKET_DB_URL", raising=False)

@@ -10,8 +10,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from include.ibkr import errors as E
-from include.ibkr import parsing, parsing_account, parsing_orders
+from include.ibkr import parsing
 from include.ibkr.models import Bar, OrderAck, OrderQuestion, OrderRequest
+from include.ibkr.parsing import account as parsing_account
 from include.ibkr.parsing import (
     is_preflight,
     parse_error,
@@ -20,7 +21,8 @@ from include.ibkr.parsing import (
     parse_quantity_suffix,
     parse_snapshot,
 )
-from include.ibkr.parsing_account import (
+from include.ibkr.parsing import orders as parsing_orders
+from include.ibkr.parsing.account import (
     parse_account_summary,
     parse_accounts,
     parse_auth_status,
@@ -30,7 +32,7 @@ from include.ibkr.parsing_account import (
     parse_tickle,
     parse_trsrv_stocks,
 )
-from include.ibkr.parsing_orders import (
+from include.ibkr.parsing.orders import (
     parse_cancel,
     parse_live_orders,
     parse_order_status,

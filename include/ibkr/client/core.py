@@ -17,11 +17,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from include.ibkr import errors as E
 from include.ibkr import parsing as P
-from include.ibkr import parsing_account as PA
-from include.ibkr.client_marketdata import DEFAULT_SNAPSHOT_FIELDS as DEFAULT_SNAPSHOT_FIELDS
-from include.ibkr.client_marketdata import MarketDataMixin
-from include.ibkr.client_trading import TradingMixin
+from include.ibkr.client.marketdata import DEFAULT_SNAPSHOT_FIELDS as DEFAULT_SNAPSHOT_FIELDS
+from include.ibkr.client.marketdata import MarketDataMixin
+from include.ibkr.client.trading import TradingMixin
 from include.ibkr.models import AuthStatus, BrokerageAccounts, Contract, TickleResponse
+from include.ibkr.parsing import account as PA
 from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter
 
 log = logging.getLogger("include.ibkr.client")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from include.ibkr.models import CancelAck, LiveOrder, OrderAck, OrderQuestion, OrderStatus, Trade
-from include.ibkr.parsing import expect_dict, expect_list, malformed, parse_error, to_float, to_int, to_str
+from include.ibkr.parsing.common import expect_dict, expect_list, malformed, parse_error, to_float, to_int, to_str
 
 PLACE_ENDPOINT = "/iserver/account/{accountId}/orders"
 _ORDER_ID_RE = re.compile(r"^\d+$")

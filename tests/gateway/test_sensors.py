@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from include.sensors import market_open
-from include.sensors.ibkr_auth import IBKRAuthSensor
-from include.sensors.market_open import MarketOpenSensor
+from include.gateway.sensors import IBKRAuthSensor
+from include.marketdata import sensors as market_open
+from include.marketdata.sensors import MarketOpenSensor
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from include.ibkr import errors as E
 from include.ibkr import parsing as P
-from include.ibkr import parsing_account as PA
-from include.ibkr import parsing_orders as PO
 from include.ibkr.models import (
     AccountSummary,
     CancelAck,
@@ -24,6 +22,8 @@ from include.ibkr.models import (
     Position,
     Trade,
 )
+from include.ibkr.parsing import account as PA
+from include.ibkr.parsing import orders as PO
 
 log = logging.getLogger("include.ibkr.client")
 

@@ -16,7 +16,7 @@ from include.ibkr.models import (
     Position,
     TickleResponse,
 )
-from include.ibkr.parsing import expect_dict, expect_list, malformed, parse_error, to_float, to_int, to_str
+from include.ibkr.parsing.common import expect_dict, expect_list, malformed, parse_error, to_float, to_int, to_str
 
 US_EXCHANGES = frozenset({
     "NASDAQ", "NYSE", "ARCA", "NYSE ARCA", "AMEX", "NYSE AMERICAN", "BATS", "CBOE", "IEX",

@@ -1,1 +1,0 @@
-"""Airflow hooks: thin adapters from Airflow connections to the project's plain clients."""

@@ -1,1 +1,0 @@
-"""Airflow sensors that gate trading and ingestion (gateway session, market hours)."""
