@@ -50,3 +50,18 @@ def risk_veto_alert(
         log.info("risk_veto alert already delivered for %s %s (task retried): not sent again", dag_id, run_id)
         return []
     return send_alert(RISK_VETO, summary, details=details, severity="warning", dag_id=dag_id, run_id=run_id)
+
+
+def protection_alerts(events: Iterable[Mapping[str, Any]], *, strategy: Any, mode: str, dag_id: str | None,
+                      run_id: str | None) -> None:
+    """One ``protection_triggered`` alert (severity warning) per newly recorded protection event; never raises."""
+    from include.alerts import send_alert
+
+    for event in events:
+        what = "REDUCING (exits only)" if event["protection"] == "max_drawdown" else f"cooldown {event['symbol']}"
+        try:
+            send_alert("protection_triggered", f"strategy {strategy.name}: {what}",
+                       details={"strategy_id": strategy.id, "mode": mode, **event}, severity="warning",
+                       dag_id=dag_id, run_id=run_id)
+        except Exception:  # the alert must not stop the risk assessment; the event is recorded either way
+            log.exception("could not send the protection_triggered alert")

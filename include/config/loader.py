@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from include.config.models import SIGNAL_MODELS, StrategyConfig
+from include.settings import Settings
 
 STRATEGIES_YAML = Path(__file__).with_name("strategies.yaml")
 _TOP_KEYS = {"version", "defaults", "strategies"}
@@ -95,11 +96,10 @@ def parse_strategies(document: Any, source: str = "strategies.yaml") -> list[Str
 
 def load_strategies(path: str | Path | None = None) -> list[StrategyConfig]:
     """All strategies (enabled or not) from ``path``, else $STRATEGIES_FILE, else include/config/strategies.yaml."""
-    import os
 
     import yaml
 
-    file = Path(path or os.environ.get("STRATEGIES_FILE") or STRATEGIES_YAML)
+    file = Path(path or Settings.from_env().strategies_file or STRATEGIES_YAML)
     try:
         document = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

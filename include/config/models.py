@@ -140,7 +140,7 @@ class StrategyConfig(_Strict):
     asset: Literal["fct_latest_features"] | None = None  # ... or triggered by the features mart
     signal: SignalParams
     risk: RiskLimits = RiskLimits()
-    protections: ProtectionsConfig = ProtectionsConfig()  # include/risk/protections.py; none = off
+    protections: ProtectionsConfig = ProtectionsConfig()  # include/risk/protections/; none = off
     mode: Mode = "dry_run"
 
     @field_validator("name")

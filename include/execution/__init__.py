@@ -6,7 +6,6 @@ from include.execution.errors import (
     ExecutionError,
     IntentConflictError,
     IntentFailure,
-    LiveTradingNotAllowedError,
     OrderExecutionError,
 )
 from include.execution.executor import ExecutionReport, check_live_allowed, execute_intents
@@ -21,7 +20,6 @@ __all__ = [
     "IntentConflictError",
     "IntentFailure",
     "IntentRecord",
-    "LiveTradingNotAllowedError",
     "OrderExecutionError",
     "OrderPlan",
     "RunContext",

@@ -11,10 +11,6 @@ class ExecutionError(Exception):
     """Base class for order-execution errors."""
 
 
-class LiveTradingNotAllowedError(ExecutionError):
-    """Live mode without both opt-ins; raised before any intent is written or any order is sent."""
-
-
 class ConcurrentExecutionError(ExecutionError):
     """Another process holds the run's execution lock."""
 

@@ -5,7 +5,6 @@ sent is matched against the broker's live orders and executions by cOID before a
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,6 @@ from include.execution.errors import (
     ExecutionError,
     IntentConflictError,
     IntentFailure,
-    LiveTradingNotAllowedError,
     OrderExecutionError,
 )
 from include.execution.models import (
@@ -61,16 +59,10 @@ class ExecutionReport:
 
 
 def check_live_allowed(run: RunContext, env: Mapping[str, str] | None = None) -> None:
-    """Live trading needs the strategy's mode ``live`` AND ``ALLOW_LIVE_TRADING=yes`` in the environment."""
-    if run.mode != "live":
-        return
-    value = (os.environ if env is None else env).get("ALLOW_LIVE_TRADING")
-    if (value or "").strip().lower() != "yes":
-        raise LiveTradingNotAllowedError(
-            f"{run.dag_id} run {run.run_id}: the strategy's mode is 'live' but ALLOW_LIVE_TRADING is "
-            f"{value!r}, not 'yes': no order was recorded or sent. Set ALLOW_LIVE_TRADING=yes in the worker "
-            "environment to trade real money, or use mode 'paper'"
-        )
+    """Live trading needs the strategy's mode ``live`` AND ALLOW_LIVE_TRADING=yes (``Settings.allow_live_trading``)."""
+    from include.settings import Settings
+
+    Settings.from_env(env).require_live_opt_in(run.mode, f"{run.dag_id} run {run.run_id}")
 
 
 def execute_intents(

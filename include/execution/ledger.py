@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,3 +190,37 @@ def load_events(conn: PgConnection, intent_id: str) -> list[dict[str, Any]]:
         )
         names = [d.name for d in cur.description]
         return [{k: _number(v) for k, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class StrategyFill:
+    """One fill of a strategy in a mode (dry_run: a simulated intent at its limit price, when it was recorded)."""
+
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    at: datetime
+
+
+_FILLS_SQL = """
+SELECT i.symbol, i.side, e.filled_quantity, e.avg_price, e.event_at
+FROM trading.order_events e JOIN trading.order_intents i USING (intent_id)
+WHERE i.strategy_id = %(strategy)s AND i.mode = %(mode)s AND e.kind = 'fill'
+  AND e.filled_quantity > 0 AND e.avg_price > 0
+UNION ALL
+SELECT symbol, side, quantity, coalesce(limit_price, ref_price), created_at
+FROM trading.order_intents
+WHERE strategy_id = %(strategy)s AND mode = %(mode)s AND status = 'simulated'
+ORDER BY 5
+"""
+
+
+def strategy_fills(conn: PgConnection, strategy_id: int | str, mode: str) -> list[StrategyFill]:
+    """The strategy's fills in ``mode``, oldest first (what the live protections replay)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('trading.order_events') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute(_FILLS_SQL, {"strategy": str(strategy_id), "mode": mode})
+        return [StrategyFill(s, side, float(q), float(p), at) for s, side, q, p, at in cur.fetchall()]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from include.execution import ledger
 from include.marketdata.db import connection
 from include.portfolio.loaders import ensure_schema
-from include.portfolio.reconcile import BrokerOrder, BrokerTrade, Findings, find_mismatches, ledger_positions
+from include.portfolio.mismatches import BrokerOrder, BrokerTrade, Findings, find_mismatches, ledger_positions
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection

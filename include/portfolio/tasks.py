@@ -27,7 +27,7 @@ def _changed_by(context: Any) -> str:
 def snapshot(context: Any) -> dict[str, Any]:
     """Gateway -> raw.portfolio_* / account_* / broker_* in one transaction (the ledger's open intents refreshed
     on the way). An unreachable gateway fails the task: nothing is made up."""
-    from include.hooks.ibkr import IBKRHook
+    from include.ibkr.hook import IBKRHook
     from include.portfolio.loaders import fetch_snapshot, load_snapshot
 
     settings = load_settings()

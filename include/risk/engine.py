@@ -6,7 +6,6 @@ when none vetoes. Live mode raises before anything is assessed unless ``ALLOW_LI
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,22 +16,16 @@ from include.risk.checks import DEFAULT_CHECKS, RiskCheck, RunTally
 from include.risk.limits import RiskLimits
 from include.risk.models import Mode, RiskContext, RiskDecision, TradingState, to_position, to_verdict
 from include.risk.sizing import propose
+from include.settings import LiveTradingNotAllowed as LiveTradingNotAllowed
+from include.settings import Settings
 from include.strategies.base import Signal
 
-LIVE_OPT_IN_ENV = "ALLOW_LIVE_TRADING"
 MODES = ("dry_run", "paper", "live")
 
 
-class LiveTradingNotAllowed(RuntimeError):
-    """Live mode without the environment opt-in: raised before any order can be produced."""
-
-
 def require_live_opt_in(mode: str, environ: Mapping[str, str] | None = None) -> None:
-    """Raise unless live trading is explicitly enabled for this process (call it before any order too)."""
-    env = os.environ if environ is None else environ
-    if mode == "live" and env.get(LIVE_OPT_IN_ENV, "").strip().lower() != "yes":
-        raise LiveTradingNotAllowed(f"mode 'live' needs {LIVE_OPT_IN_ENV}=yes in the environment (got "
-                                    f"{env.get(LIVE_OPT_IN_ENV)!r}); refusing before any order")
+    """Raise ``LiveTradingNotAllowed`` unless live trading is enabled for this process (the settings' opt-in)."""
+    Settings.from_env(environ).require_live_opt_in(mode, "risk assessment")
 
 
 class RiskReport(BaseModel):

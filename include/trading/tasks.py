@@ -100,7 +100,7 @@ def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
 
 def fetch_market_data(run: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fresh snapshots (stored in raw.market_snapshots) and the account: positions, net liquidation."""
-    from include.hooks.ibkr import IBKRHook
+    from include.ibkr.hook import IBKRHook
     from include.marketdata.db import connection
     from include.marketdata.ingest import ingest_snapshots
 
@@ -213,6 +213,8 @@ def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict
                 features: dict[str, Any], context: Any) -> dict[str, Any]:
     """Every limit on every BUY/SELL; approved orders carry quantity and limit price; every veto its reason."""
     from include.config import get_strategy
+    from include.execution.ledger import strategy_fills
+    from include.marketdata.db import connection
     from include.risk import assess
     from include.risk.checks import DEFAULT_CHECKS, ProtectionGate
     from include.risk.protections import evaluate_live
@@ -221,7 +223,14 @@ def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict
     dsn = load_settings().require_market_db_url()
     strategy = get_strategy(run["strategy_id"])
     # Per-strategy protections from the order ledger (REDUCING after max drawdown, loss-streak cooldowns).
-    protections = evaluate_live(dsn, strategy, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
+    with connection(dsn) as conn:
+        fills = strategy_fills(conn, strategy.id, run["mode"])
+    live = evaluate_live(dsn, strategy, fills, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
+    protections = live.status if live else None
+    if live and live.new:
+        from include.alerts.events import protection_alerts
+
+        protection_alerts(live.new, strategy=strategy, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
     last_prices = {s: q["last"] for s, q in market["quotes"].items() if q.get("last")}
     for symbol, row in features["latest"].items():  # no fresh quote: the last close
         last_prices.setdefault(symbol, row.get("close"))
@@ -269,7 +278,7 @@ def place_orders(run: dict[str, Any], risk: dict[str, Any], signals: list[dict[s
     if run["mode"] == "dry_run" or not plans:
         report = execute_intents(plans, ctx, dsn=dsn)
     else:
-        from include.hooks.ibkr import IBKRHook
+        from include.ibkr.hook import IBKRHook
 
         with IBKRHook().get_conn(settings) as client:
             client.ensure_session()

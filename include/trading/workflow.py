@@ -10,8 +10,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from include.alerts.notifiers import failure_notifier
-from include.gateway.sensor import GatewayGateSensor
-from include.sensors.market_open import MarketOpenSensor
+from include.gateway.sensors import GatewayGateSensor
+from include.marketdata.sensors import MarketOpenSensor
 
 TAGS = ["trading"]
 

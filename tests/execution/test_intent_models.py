@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from include.execution import LiveTradingNotAllowedError, OrderPlan, RunContext, check_live_allowed, make_intent_id
+from include.execution import OrderPlan, RunContext, check_live_allowed, make_intent_id
+from include.settings import LiveTradingNotAllowed
 from tests.conftest import REPO
 
 
@@ -39,7 +40,7 @@ def test_plan_validation_names_the_order():
 @pytest.mark.parametrize("value", [None, "", "no", "true", "1", "YES please"])
 def test_live_mode_needs_the_environment_opt_in(value):
     env = {} if value is None else {"ALLOW_LIVE_TRADING": value}
-    with pytest.raises(LiveTradingNotAllowedError, match="ALLOW_LIVE_TRADING"):
+    with pytest.raises(LiveTradingNotAllowed, match="ALLOW_LIVE_TRADING"):
         check_live_allowed(RunContext(dag_id="d", run_id="r", mode="live"), env)
     check_live_allowed(RunContext(dag_id="d", run_id="r", mode="live"), {"ALLOW_LIVE_TRADING": " Yes "})
     check_live_allowed(RunContext(dag_id="d", run_id="r", mode="paper"), env)  # paper needs no opt-in

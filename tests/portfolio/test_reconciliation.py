@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from include.execution.models import IntentRecord
-from include.portfolio.reconcile import BrokerOrder, BrokerTrade, find_mismatches
+from include.portfolio.mismatches import BrokerOrder, BrokerTrade, find_mismatches
 from include.portfolio.reconciliation import accept_baseline, run_reconciliation
 from include.risk.state_store import read_state, state_history
 from tests.execution.support import admin, rows

@@ -6,13 +6,14 @@ from datetime import UTC, date, datetime
 import psycopg2
 import pytest
 
+from include.alerts.events import protection_alerts
 from include.backtest.engine import apply_overrides
 from include.config import get_strategy
-from include.execution.ledger import ensure_schema
+from include.execution.ledger import ensure_schema, strategy_fills
 from include.marketdata import db
 from include.risk import assess
 from include.risk.checks import DEFAULT_CHECKS, ProtectionGate
-from include.risk.protections import evaluate_live, ledger_fills
+from include.risk.protections import evaluate_live
 
 DAYS = (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5))  # XNYS sessions (Mon-Wed)
 
@@ -59,8 +60,11 @@ def _strategy(**overrides):
 def test_ledger_triggers_are_recorded_once_alerted_and_veto_entries(ledger, monkeypatch):
     alerts = []
     monkeypatch.setattr("include.alerts.send_alert", lambda event, summary, **kw: alerts.append((event, summary, kw)))
-    assert len(ledger_fills(db.connect(ledger), 1, "paper")) == 7
-    status = evaluate_live(ledger, _strategy(), mode="paper", dag_id="d", run_id="r", today=DAYS[2])
+    fills = strategy_fills(db.connect(ledger), 1, "paper")
+    assert len(fills) == 7
+    live = evaluate_live(ledger, _strategy(), fills, mode="paper", dag_id="d", run_id="r", today=DAYS[2])
+    protection_alerts(live.new, strategy=_strategy(), mode="paper", dag_id="d", run_id="r")
+    status = live.status
     # capital 20,000 (the session before the first fill); Y's three trades -30, X 10,000 -> 8,500: 18,470 = 7.65 %
     assert status.reducing and status.equity == pytest.approx(18470.0) and status.peak == pytest.approx(20000.0)
     assert set(status.cooldowns) == {"Y"}
@@ -72,8 +76,9 @@ def test_ledger_triggers_are_recorded_once_alerted_and_veto_entries(ledger, monk
     assert sorted((e, s) for e, s, _ in alerts) == [
         ("protection_triggered", "strategy sma_crossover_20_50: REDUCING (exits only)"),
         ("protection_triggered", "strategy sma_crossover_20_50: cooldown Y")]
-    evaluate_live(ledger, _strategy(), mode="paper", dag_id="d", run_id="r2", today=DAYS[2])
-    assert len(alerts) == 2  # the same session's triggers are not recorded or alerted twice
+    again = evaluate_live(ledger, _strategy(), fills, mode="paper", dag_id="d", run_id="r2", today=DAYS[2])
+    protection_alerts(again.new, strategy=_strategy(), mode="paper", dag_id="d", run_id="r2")
+    assert again.new == [] and len(alerts) == 2  # the same session's triggers are not recorded or alerted twice
 
     signals = [{"symbol": s, "action": a, "confidence": 0.9, "rationale": "t", "strategy_id": 1, "model": "t",
                 "price_reference": 85.0} for s, a in (("X", "SELL"), ("Z", "BUY"))]
@@ -88,11 +93,12 @@ def test_ledger_triggers_are_recorded_once_alerted_and_veto_entries(ledger, monk
 
 
 def test_below_the_thresholds_nothing_triggers(ledger):
+    fills = strategy_fills(db.connect(ledger), 1, "paper")
     status = evaluate_live(ledger, _strategy(**{"protections.max_drawdown": {"max_drawdown_pct": 0.1},
                                                 "protections.loss_streak.max_losing_trades": 4}),
-                           mode="paper", today=DAYS[2])
+                           fills, mode="paper", today=DAYS[2]).status
     assert not status.reducing and status.cooldowns == {} and status.drawdown == pytest.approx(1 - 18470 / 20000)
     with psycopg2.connect(ledger) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM trading.protection_events")
         assert cur.fetchone() == (0,)
-    assert evaluate_live(ledger, get_strategy(4), mode="paper") is None  # no protections configured
+    assert evaluate_live(ledger, get_strategy(4), fills, mode="paper") is None  # no protections configured
