@@ -27,6 +27,16 @@ class SettingsError(ValueError):
     """Configuration is missing or invalid; the message says which variable to set."""
 
 
+LIVE_OPT_IN_ENV = "ALLOW_LIVE_TRADING"
+# Optional strings taken as they are (field name = variable name in lower case).
+PLAIN_ENV_VARS = ("STRATEGIES_FILE", "QUALITY_REPORTS_DIR", "MLFLOW_ARTIFACT_ROOT", "MLFLOW_UI_URL",
+              "MLFLOW_DATA_EXPERIMENT", "ML_MODEL_NAME", "ML_EXPERIMENT", "GIT_SHA")
+
+
+class LiveTradingNotAllowed(SettingsError):
+    """Live mode without the environment opt-in (the second of the two; the first is the strategy's mode)."""
+
+
 def mask_url(url: str | None) -> str | None:
     """Return ``url`` with any password replaced by ``***`` (for repr, logs and printed output)."""
     if not url:
@@ -93,6 +103,26 @@ class Settings:
     initial_history_sessions: int = 504
     overlap_sessions: int = 5
     exchange: str = "XNYS"
+    strategies_file: str | None = None  # STRATEGIES_FILE: another strategies YAML than include/config/
+    quality_reports_dir: str | None = None  # QUALITY_REPORTS_DIR: GX Data Docs / JSON reports
+    mlflow_artifact_root: str | None = None  # MLFLOW_ARTIFACT_ROOT: for database-backed local stores
+    mlflow_ui_url: str | None = None  # MLFLOW_UI_URL: links in the Airflow UI when the tracking URI is internal
+    mlflow_data_experiment: str | None = None  # MLFLOW_DATA_EXPERIMENT
+    ml_model_name: str | None = None  # ML_MODEL_NAME: registered model of the ml strategy
+    ml_experiment: str | None = None  # ML_EXPERIMENT: training runs
+    git_sha: str | None = None  # GIT_SHA: the image's commit (no .git in the image)
+    allow_live_trading: bool = False  # ALLOW_LIVE_TRADING=yes (exactly "yes": no other truthy spelling)
+    allow_live_trading_raw: str | None = field(default=None, repr=False)
+
+    def require_live_opt_in(self, mode: str, where: str = "") -> None:
+        """Raise ``LiveTradingNotAllowed`` for mode ``live`` unless ALLOW_LIVE_TRADING=yes; call before any order."""
+        if mode == "live" and not self.allow_live_trading:
+            prefix = f"{where}: " if where else ""
+            raise LiveTradingNotAllowed(
+                f"{prefix}mode 'live' needs {LIVE_OPT_IN_ENV}=yes in the worker environment (got "
+                f"{self.allow_live_trading_raw!r}, not 'yes'): no order was recorded or sent. Set it to trade real "
+                "money, or use mode 'paper'"
+            )
 
     def __repr__(self) -> str:
         shown = []
@@ -159,6 +189,9 @@ class Settings:
             "debug_mode": parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False),
             "initial_history_sessions": _int("INITIAL_HISTORY_SESSIONS", 504),
             "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
+            **{name.lower(): env.get(name) or None for name in PLAIN_ENV_VARS},
+            "allow_live_trading": (env.get(LIVE_OPT_IN_ENV) or "").strip().lower() == "yes",
+            "allow_live_trading_raw": env.get(LIVE_OPT_IN_ENV),
         }
         return cls(**values)
 

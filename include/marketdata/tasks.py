@@ -27,7 +27,7 @@ def symbols_from_params(params: dict[str, Any]) -> list[str]:
 
 
 def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
-    from include.hooks.ibkr import IBKRHook
+    from include.ibkr.hook import IBKRHook
     from include.marketdata.ingest import fetch_and_stage_bars
 
     settings = load_settings()
@@ -68,7 +68,7 @@ def load_bars(staged: list[dict[str, Any]], context: Any) -> dict[str, Any]:
 
 def fetch_snapshots(symbols: list[str], context: Any) -> dict[str, Any]:
     from include.assets import RAW_MARKET_SNAPSHOTS
-    from include.hooks.ibkr import IBKRHook
+    from include.ibkr.hook import IBKRHook
     from include.marketdata.ingest import ingest_snapshots
 
     settings = load_settings()

@@ -8,7 +8,6 @@ already requires. ``mlflow`` and ``sklearn`` are imported inside functions only.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.ml.features import FEATURE_NAMES
 from include.ml.train import PROMOTION_METRICS, TrainResult, evaluate, is_better, prob_up
+from include.settings import Settings
 from include.tracking import RunLogger, client, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -34,11 +34,11 @@ class ModelNotFoundError(LookupError):
 
 
 def model_name() -> str:
-    return os.environ.get("ML_MODEL_NAME") or DEFAULT_MODEL_NAME
+    return Settings.from_env().ml_model_name or DEFAULT_MODEL_NAME
 
 
 def experiment_name() -> str:
-    return os.environ.get("ML_EXPERIMENT") or EXPERIMENT
+    return Settings.from_env().ml_experiment or EXPERIMENT
 
 
 def alias_uri(name: str, alias: str = CHAMPION_ALIAS) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from include.marketdata.calendar import MarketCalendar
 from include.quality.checks import Scope, relation
 from include.quality.verdicts import Verdict
+from include.settings import Settings
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def symbols_with_bars(dsn: str, raw_relation: str) -> list[str]:
 
 def reports_dir_for(run_key: str) -> Path:
     """``$QUALITY_REPORTS_DIR/<run-key-slug>`` (default ``<repo>/.local/quality/<run-key-slug>``)."""
-    base = Path(os.environ.get("QUALITY_REPORTS_DIR") or REPO / ".local" / "quality")
+    base = Path(Settings.from_env().quality_reports_dir or REPO / ".local" / "quality")
     return base / (re.sub(r"[^A-Za-z0-9._-]+", "_", run_key).strip("_") or "run")
 
 

@@ -6,12 +6,12 @@ mart, from a DataFrame or a SQL query run read-only on the market database.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.settings import Settings
 from include.tracking.debug import debug_mode, log_debug_context, log_debug_step
 from include.tracking.logger import RunLogger
 from include.tracking.runs import end_run, start_run
@@ -23,7 +23,7 @@ DEFAULT_DATA_EXPERIMENT = "ibkr-stock-data"
 
 
 def data_experiment() -> str:
-    return os.environ.get("MLFLOW_DATA_EXPERIMENT") or DEFAULT_DATA_EXPERIMENT
+    return Settings.from_env().mlflow_data_experiment or DEFAULT_DATA_EXPERIMENT
 
 
 def _sql_sample(db_url: str, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from include.settings import mask_url, parse_bool
+from include.settings import Settings, mask_url
 from include.tracking.runs import dbt_manifest_sha256, git_sha
 
 if TYPE_CHECKING:
@@ -35,8 +35,7 @@ PACKAGES = ("apache-airflow", "apache-airflow-task-sdk", "astronomer-cosmos", "d
 
 def debug_mode(environ: Mapping[str, str] | None = None) -> bool:
     """``DEBUG_MODE`` as a strict boolean: true/false (1/0, yes/no, on/off); anything else is an error."""
-    env = os.environ if environ is None else environ
-    return parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False)
+    return Settings.from_env(environ).debug_mode
 
 
 def mask_value(name: str, value: str) -> str:

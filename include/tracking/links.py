@@ -6,9 +6,10 @@ from a task named ``start_mlflow_run``); ``plugins/mlflow_link_plugin.py`` reads
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
+
+from include.settings import Settings
 
 MLFLOW_RUN_ID_XCOM_KEY = "mlflow_run_id"
 START_TASK_ID = "start_mlflow_run"
@@ -21,10 +22,10 @@ def ui_url(environ: Mapping[str, str] | None = None) -> str:
 
     Set ``MLFLOW_UI_URL`` when the tracking URI is a name only containers resolve (http://mlflow:5000).
     """
-    env = os.environ if environ is None else environ
-    url = env.get("MLFLOW_UI_URL") or ""
+    settings = Settings.from_env(environ)
+    url = settings.mlflow_ui_url or ""
     if not url:
-        tracking = env.get("MLFLOW_TRACKING_URI") or ""
+        tracking = settings.mlflow_tracking_uri or ""
         url = tracking if tracking.startswith(("http://", "https://")) else DEFAULT_UI_URL
     return url.rstrip("/")
 

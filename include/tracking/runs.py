@@ -8,7 +8,6 @@ instead of opening a second one.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from collections.abc import Mapping
 from functools import lru_cache
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from include.dbt_project import MANIFEST_PATH
+from include.settings import Settings
 from include.tracking.logger import RunLogger
 from include.tracking.store import client, ensure_experiment
 
@@ -37,7 +37,7 @@ def context_ids(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def git_sha() -> str | None:
     """``GIT_SHA`` (set it in images without .git), else ``git rev-parse HEAD``; None when neither works."""
-    return os.environ.get("GIT_SHA") or _git_head()
+    return Settings.from_env().git_sha or _git_head()
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,6 @@ callers pass run ids. ``mlflow`` is imported inside functions only (DAG files im
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from include.settings import SettingsError, mask_url, mlflow_tracking_uri
+from include.settings import Settings, SettingsError, mask_url, mlflow_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -62,7 +61,7 @@ def artifact_root(uri: str) -> str | None:
     """
     if not is_local_store(uri):
         return None
-    configured = os.environ.get("MLFLOW_ARTIFACT_ROOT")
+    configured = Settings.from_env().mlflow_artifact_root
     if configured:
         return configured if "://" in configured else Path(configured).resolve().as_uri()
     if uri.lower().startswith("sqlite:"):

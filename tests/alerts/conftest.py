@@ -115,7 +115,7 @@ def webhook_receiver() -> Iterator[Receiver]:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from include.threaded_server import ThreadedServer
+    from sim.threaded_server import ThreadedServer
 
     holder: dict[str, Receiver] = {}
 

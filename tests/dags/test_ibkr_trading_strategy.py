@@ -144,7 +144,7 @@ def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
 def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, monkeypatch):
     """The LLM strategy against the local OpenAI-compatible stub (connection llm_default): its answer becomes the
     signal, prompt and response land in MLflow, and a malformed answer is a HOLD with the reason, never an order."""
-    from include.llm.stub_server import StubServer
+    from sim.llm_stub import StubServer
 
     with StubServer() as stub:
         monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps(
