@@ -105,6 +105,7 @@ class Settings:
     exchange: str = "XNYS"
     strategies_file: str | None = None  # STRATEGIES_FILE: another strategies YAML than include/config/
     quality_reports_dir: str | None = None  # QUALITY_REPORTS_DIR: GX Data Docs / JSON reports
+    quality_max_daily_move: float = 0.4  # QUALITY_MAX_DAILY_MOVE: a larger close-to-close move fails the symbol
     mlflow_artifact_root: str | None = None  # MLFLOW_ARTIFACT_ROOT: for database-backed local stores
     mlflow_ui_url: str | None = None  # MLFLOW_UI_URL: links in the Airflow UI when the tracking URI is internal
     mlflow_data_experiment: str | None = None  # MLFLOW_DATA_EXPERIMENT
@@ -189,6 +190,7 @@ class Settings:
             "debug_mode": parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False),
             "initial_history_sessions": _int("INITIAL_HISTORY_SESSIONS", 504),
             "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
+            "quality_max_daily_move": _float("QUALITY_MAX_DAILY_MOVE", 0.4),
             **{name.lower(): env.get(name) or None for name in PLAIN_ENV_VARS},
             "allow_live_trading": (env.get(LIVE_OPT_IN_ENV) or "").strip().lower() == "yes",
             "allow_live_trading_raw": env.get(LIVE_OPT_IN_ENV),

@@ -2,11 +2,15 @@
 
 Fail: no bars, NULL/NaN/infinite values, non-positive prices, negative volume, inconsistent OHLC, two bars for
 one session or a bar on a non-session day, a missing session between a symbol's first bar (or the range start)
-and its latest bar, or a latest bar more than ``stale_fail_after`` sessions old. Warn: a latest bar 1 to
-``stale_fail_after`` sessions older than the last completed session (the next ingestion usually catches up).
+and its latest bar, a close-to-close move above ``max_daily_move`` (IBKR's daily history is split-adjusted, so
+such a jump is bad data far more often than news), or a latest bar more than ``stale_fail_after`` sessions old.
+Warn: a latest bar 1 to ``stale_fail_after`` sessions older than the last completed session (the next ingestion
+usually catches up).
 """
 
 from __future__ import annotations
+
+import math
 
 from include.quality.checks import (
     Check,
@@ -23,6 +27,7 @@ from include.quality.checks import (
 )
 
 PRICES = ("open", "high", "low", "close")
+DEFAULT_MAX_DAILY_MOVE = 0.4  # |close / previous close - 1|; Settings.quality_max_daily_move (QUALITY_MAX_DAILY_MOVE)
 
 
 def _bars_cte(scope: Scope) -> str:
@@ -53,7 +58,46 @@ def _latest_cte(scope: Scope) -> str:
     )
 
 
-def raw_checks(scope: Scope, stale_fail_after: int = 5) -> list[Check]:
+def _moves_ctes(scope: Scope) -> str:
+    """Each bar's close with the previous bar's close and date. The first bar of the range is compared with the
+    symbol's last bar before the range (one index probe), so a narrow run still sees a jump into its range."""
+    return (
+        "prior AS NOT MATERIALIZED (\n"
+        "    SELECT w.symbol, p.session_date, p.close FROM wanted AS w\n"
+        "    CROSS JOIN LATERAL (SELECT a.session_date, a.close FROM {batch} AS a WHERE a.symbol = w.symbol"
+        f" AND a.session_date < {date_lit(scope.start)}\n"
+        "                        ORDER BY a.session_date DESC LIMIT 1) AS p\n),\n"
+        "moves AS NOT MATERIALIZED (\n"
+        "    SELECT symbol, session_date, close,\n"
+        "           lag(close) OVER w AS prev_close, lag(session_date) OVER w AS prev_date\n"
+        "    FROM (SELECT symbol, session_date, close FROM bars\n"
+        "          UNION ALL SELECT symbol, session_date, close FROM prior) AS u\n"
+        "    WINDOW w AS (PARTITION BY symbol ORDER BY session_date)\n)"
+    )
+
+
+def _jump_check(scope: Scope, bars: str, wanted: str, max_daily_move: float) -> Check:
+    if not (isinstance(max_daily_move, int | float) and math.isfinite(max_daily_move) and max_daily_move > 0):
+        raise ValueError(f"max_daily_move must be a positive fraction (0.4 = 40 %), got {max_daily_move!r}")
+    limit = repr(float(max_daily_move))  # a validated float pasted into SQL
+    shown = f"{max_daily_move * 100:g}%"
+    move = "(close / prev_close - 1)"
+    message = (f"{row_label()} || 'close ' || close || ' is ' || CASE WHEN close > prev_close THEN '+' ELSE '' END"
+               f" || round(({move} * 100)::numeric, 1) || '% from ' || prev_close || ' on ' || prev_date"
+               f" || ' (more than {shown})'")
+    return Check(
+        "raw_no_price_jump", "fail",
+        f"No close-to-close move above {shown} (daily history is split-adjusted: a split is not a jump; raise "
+        "QUALITY_MAX_DAILY_MOVE for a genuine one).", per_symbol(
+            f"{bars},\n{wanted},\n{_moves_ctes(scope)}",
+            f"SELECT symbol, session_date, {message} AS message\n"
+            f"FROM moves WHERE session_date >= {date_lit(scope.start)} AND {finite('close', 'prev_close')}\n"
+            f"  AND close > 0 AND prev_close > 0 AND abs{move} > {limit}"))
+
+
+def raw_checks(
+    scope: Scope, stale_fail_after: int = 5, max_daily_move: float = DEFAULT_MAX_DAILY_MOVE
+) -> list[Check]:
     bars = _bars_cte(scope)
     wanted = _symbols_cte(scope)
     label = row_label()
@@ -111,6 +155,7 @@ def raw_checks(scope: Scope, stale_fail_after: int = 5) -> list[Check]:
             f"{scope.exchange} session' AS message\n"
             f"FROM spans AS sp JOIN unnest({date_array(scope.sessions)}) AS c(d) ON c.d BETWEEN sp.lo AND sp.hi\n"
             "WHERE NOT EXISTS (SELECT 1 FROM bars AS x WHERE x.symbol = sp.symbol AND x.session_date = c.d)")),
+        _jump_check(scope, bars, wanted, max_daily_move),
         Check("raw_fresh", "warn",
               f"The latest bar is the last completed {scope.exchange} session ({scope.end.isoformat()}); "
               f"warns up to {stale_fail_after} sessions behind.", per_symbol(

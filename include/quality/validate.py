@@ -33,6 +33,10 @@ class QualityConfig:
     mart_relation: str = "analytics_marts.fct_daily_indicators"
     stale_fail_after: int = 5  # sessions behind before stale bars fail instead of warn (a week of trading)
     include_mart: bool = True
+    max_daily_move: float | None = None  # close-to-close move that fails a symbol; None: QUALITY_MAX_DAILY_MOVE
+
+    def daily_move_limit(self) -> float:
+        return self.max_daily_move if self.max_daily_move is not None else Settings.from_env().quality_max_daily_move
 
 
 @dataclass
@@ -100,7 +104,7 @@ def validate_market_data(
     raw, mart = relation(config.raw_relation), relation(config.mart_relation)
     out = Path(reports_dir) if reports_dir is not None else reports_dir_for(run_key)
     out.mkdir(parents=True, exist_ok=True)
-    suites = [Suite(RAW_SUITE, raw, raw_checks(scope, config.stale_fail_after))]
+    suites = [Suite(RAW_SUITE, raw, raw_checks(scope, config.stale_fail_after, config.daily_move_limit()))]
     if config.include_mart:
         suites.append(Suite(MART_SUITE, mart, mart_checks(scope, raw)))
 

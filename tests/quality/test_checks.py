@@ -9,6 +9,7 @@ from include.quality.gx_run import CheckResult, tcp_url
 from include.quality.mart_checks import mart_checks
 from include.quality.raw_checks import raw_checks
 from include.quality.verdicts import decide
+from include.settings import Settings, SettingsError
 
 SCOPE = Scope(("TSLA", "O'NEIL"), (date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)))
 
@@ -74,3 +75,15 @@ def test_a_check_that_could_not_run_fails_every_symbol():
     got = decide(["TSLA", "NVDA"], results)
     assert {s: d.verdict for s, d in got.items()} == {"TSLA": "fail", "NVDA": "fail"}
     assert got["NVDA"].reasons == ('check mart_rsi_in_range could not run: column "rsi_14" does not exist',)
+
+
+def test_the_daily_move_limit_is_a_setting_and_must_be_positive():
+    assert Settings.from_env({}).quality_max_daily_move == 0.4
+    assert Settings.from_env({"QUALITY_MAX_DAILY_MOVE": "0.75"}).quality_max_daily_move == 0.75
+    with pytest.raises(SettingsError, match="QUALITY_MAX_DAILY_MOVE"):
+        Settings.from_env({"QUALITY_MAX_DAILY_MOVE": "40%"})
+    (jump,) = [c for c in raw_checks(SCOPE, max_daily_move=0.75) if c.name == "raw_no_price_jump"]
+    assert "> 0.75" in jump.query and "75%" in jump.description
+    for bad in (0, -0.4, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_daily_move"):
+            raw_checks(SCOPE, max_daily_move=bad)

@@ -51,6 +51,58 @@ def test_bad_bar_fails_its_symbol_only(kind, clean_db, simulator, load_bars, val
     assert stored == {"TSLA": "fail", "NVDA": "pass"}
 
 
+def _close(dsn, symbol, day):
+    return sql(dsn, "SELECT close FROM raw.daily_bars WHERE symbol = %s AND session_date = %s", (symbol, day))[0][0]
+
+
+def test_a_price_jump_fails_its_symbol_only(clean_db, simulator, load_bars, validate):
+    """TSLA's bars from its 5th-latest session on are scaled by 1.9 (an unadjusted corporate action, a bad
+    feed): one close-to-close jump of about +90 %. NVDA and AAPL keep their real simulator bars and pass."""
+    load_bars(clean_db, simulator, symbols=("TSLA", "NVDA", "AAPL"), sessions=SESSIONS)
+    day, before = _tsla_session(clean_db, 5), _tsla_session(clean_db, 6)
+    sql(clean_db, "UPDATE raw.daily_bars SET open = open * 1.9, high = high * 1.9, low = low * 1.9,"
+                  " close = close * 1.9 WHERE symbol = 'TSLA' AND session_date >= %s", (day,))
+    close, prev = _close(clean_db, "TSLA", day), _close(clean_db, "TSLA", before)
+    move = close / prev - 1
+    assert move > 0.8  # about +90 %: the simulator's daily moves are a few percent
+    expected = (f"TSLA {day.isoformat()}: close {close!r} is +{round(move * 100, 1)}% from {prev!r} on "
+                f"{before.isoformat()} (more than 40%)")
+
+    run = validate(include_mart=False)
+
+    assert findings(run, "raw_no_price_jump") == {"TSLA": [expected]}
+    assert run.summary["failed_checks"] == ["raw_no_price_jump"]  # the scaled bars are otherwise consistent
+    assert run.verdicts["TSLA"].verdict == "fail"
+    assert run.verdicts["TSLA"].reasons == (f"{expected} [raw_no_price_jump]",)
+    assert {s: v.verdict for s, v in run.verdicts.items()} == {"TSLA": "fail", "NVDA": "pass", "AAPL": "pass"}
+
+    # A run whose range starts at the jump compares its first bar with the bar before the range.
+    narrow = validate(sessions=5, include_mart=False, run_key="test/narrow")
+    assert findings(narrow, "raw_no_price_jump") == {"TSLA": [expected]}
+
+    # A genuine move: raising the limit (QUALITY_MAX_DAILY_MOVE) re-enables the symbol.
+    assert validate(include_mart=False, max_daily_move=1.0, run_key="test/raised").verdicts["TSLA"].verdict == "pass"
+
+
+def test_the_move_limit_comes_from_settings(clean_db, simulator, load_bars, validate, monkeypatch):
+    load_bars(clean_db, simulator, symbols=("TSLA", "NVDA"), sessions=SESSIONS)
+    day = _tsla_session(clean_db, 3)
+    sql(clean_db, "UPDATE raw.daily_bars SET open = open * 0.7, high = high * 0.7, low = low * 0.7,"
+                  " close = close * 0.7 WHERE symbol = 'TSLA' AND session_date >= %s", (day,))  # about -30 %
+
+    assert run_verdicts(validate(include_mart=False)) == {"TSLA": "pass", "NVDA": "pass"}
+    monkeypatch.setenv("QUALITY_MAX_DAILY_MOVE", "0.2")
+    run = validate(include_mart=False, run_key="test/strict")
+    assert run_verdicts(run) == {"TSLA": "fail", "NVDA": "pass"}
+    (message,) = findings(run, "raw_no_price_jump")["TSLA"]
+    assert message.startswith(f"TSLA {day.isoformat()}: close ") and "is -" in message
+    assert message.endswith("(more than 20%)")
+
+
+def run_verdicts(run):
+    return {s: v.verdict for s, v in run.verdicts.items()}
+
+
 def test_duplicate_session_in_a_relation_without_the_primary_key(clean_db, simulator, load_bars, validate):
     load_bars(clean_db, simulator, symbols=("TSLA", "NVDA"), sessions=SESSIONS)
     day = _tsla_session(clean_db, 3)
@@ -126,7 +178,7 @@ def test_reports_summary_and_idempotent_rerun(clean_db, simulator, load_bars, va
     docs = "".join(p.read_text() for p in Path(paths["data_docs"]).parent.glob("validations/**/*.html"))
     assert "high" in docs and "TSLA" in docs  # the offending rows are readable in Data Docs
     assert json.loads(Path(paths["summary"]).read_text()) == run.summary
-    assert run.summary["checks"] == {"evaluated": 9, "passed": 8, "failed": 1, "warned": 0, "errored": 0}
+    assert run.summary["checks"] == {"evaluated": 10, "passed": 9, "failed": 1, "warned": 0, "errored": 0}
     assert run.summary["failed_checks"] == ["raw_ohlc_consistent"]
     assert run.summary["verdicts"] == {"pass": 1, "warn": 0, "fail": 1}
 
