@@ -17,3 +17,6 @@ CREATE TABLE IF NOT EXISTS quality.symbol_verdicts (
 );
 -- latest_verdicts(): newest verdict per symbol.
 CREATE INDEX IF NOT EXISTS symbol_verdicts_latest_idx ON quality.symbol_verdicts (symbol, checked_at DESC);
+-- session_verdicts(): per symbol and session, the widest range first, then the newest.
+CREATE INDEX IF NOT EXISTS symbol_verdicts_session_idx
+    ON quality.symbol_verdicts (symbol, range_end, range_start, checked_at DESC);

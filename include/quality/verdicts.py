@@ -1,16 +1,16 @@
 """Per-symbol data-quality verdicts: derived from check results, stored in ``quality.symbol_verdicts``, read back
-by the trading DAGs with ``latest_verdicts``.
+by trading with ``session_verdicts`` (the verdict of one session; ``latest_verdicts``: the newest, any session).
 
 ``fail``: a ``fail`` check found the symbol, or a check could not run (nothing proves the symbol clean).
 ``warn``: only ``warn`` checks found it (stale by a few sessions, indicators still warming up). ``pass``: nothing.
-A symbol without any stored verdict reads as ``fail`` ("no data-quality verdict").
+A symbol without a stored verdict (for the session) reads as ``fail`` ("no data-quality verdict ...").
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 VerdictValue = Literal["pass", "warn", "fail"]
 NO_VERDICT = "no data-quality verdict"
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+_COLUMNS = "symbol, verdict, reasons, run_key, checked_at, range_start, range_end, last_session"
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,16 @@ class Verdict:
     def tradeable(self) -> bool:
         return self.verdict != "fail"
 
+    @property
+    def session(self) -> date | None:
+        """The session this verdict is for: the last completed session when its run started (``range_end``)."""
+        return self.range_end
+
     def as_dict(self) -> dict[str, Any]:
         return {"symbol": self.symbol, "verdict": self.verdict, "reasons": list(self.reasons),
                 "run_key": self.run_key, "checked_at": self.checked_at.isoformat() if self.checked_at else None,
-                "range_start": _iso(self.range_start), "range_end": _iso(self.range_end),
-                "last_session": _iso(self.last_session)}
+                "session": _iso(self.session), "range_start": _iso(self.range_start),
+                "range_end": _iso(self.range_end), "last_session": _iso(self.last_session)}
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,10 @@ def bar_counts(conn: PgConnection, scope: Scope, raw_relation: str) -> dict[str,
 def write_verdicts(
     conn: PgConnection, run_key: str, scope: Scope, results: Sequence[CheckResult], raw_relation: str
 ) -> dict[str, Verdict]:
-    """Decide and upsert one row per symbol for ``run_key`` (a retried run overwrites its own rows)."""
+    """Decide and upsert one row per symbol of ``scope`` for ``run_key`` (a retried run overwrites its own rows).
+
+    Only the scope's symbols are written: a run over a few symbols leaves every other symbol's verdicts alone.
+    """
     from psycopg2.extras import Json, execute_values
 
     ensure_schema(conn)
@@ -149,20 +158,69 @@ def latest_verdicts(
         exists, now = cur.fetchone()
         if not exists or not wanted:
             return out
-        cur.execute("""
-            SELECT DISTINCT ON (symbol) symbol, verdict, reasons, run_key, checked_at, range_start, range_end,
-                   last_session
+        cur.execute(f"""
+            SELECT DISTINCT ON (symbol) {_COLUMNS}
             FROM quality.symbol_verdicts WHERE symbol = ANY(%s)
             ORDER BY symbol, checked_at DESC, run_key DESC""", (wanted,))
-        for symbol, verdict, reasons, run_key, checked_at, start, end, last in cur.fetchall():
-            reasons = reasons if isinstance(reasons, list) else json.loads(reasons)
-            found = Verdict(symbol, verdict, tuple(reasons), run_key, checked_at, start, end, last)
-            if max_age is not None and now - checked_at > max_age:
-                found = Verdict(symbol, "fail", (f"latest data-quality verdict is older than {max_age} "
-                                                 f"(checked {checked_at.isoformat()}, run {run_key})",),
-                                run_key, checked_at, start, end, last)
-            out[symbol] = found
+        for row in cur.fetchall():
+            found = _verdict(row)
+            if max_age is not None and now - found.checked_at > max_age:
+                found = replace(found, verdict="fail", reasons=(
+                    f"latest data-quality verdict is older than {max_age} "
+                    f"(checked {found.checked_at.isoformat()}, run {found.run_key})",))
+            out[found.symbol] = found
     return out
+
+
+def session_verdicts(conn: PgConnection, symbols: Iterable[str], session: date) -> dict[str, Verdict]:
+    """Each symbol's verdict for ``session``: what trading on that session may rely on.
+
+    Among the verdicts of runs that checked up to ``session`` (``range_end = session``) the one of the widest range
+    counts (earliest ``range_start``; ties: the newest), so a narrow manual run never overrides a full run for the
+    same session, while a full re-run after a data fix replaces the full run it repeats. ``fail`` when there is no
+    such verdict (ingestion or the quality run stopped: the newest verdict is for an older session) or when its
+    latest raw bar is older than ``session``. Read-only: it neither creates the table nor ends the caller's
+    transaction.
+    """
+    if isinstance(session, datetime):  # a logical date or timestamp would silently match no range_end
+        raise TypeError(f"session must be an exchange session date, not a datetime: {session!r}")
+    wanted = list(dict.fromkeys(symbols))
+    out: dict[str, Verdict] = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('quality.symbol_verdicts') IS NOT NULL")
+        (exists,) = cur.fetchone()
+        if exists and wanted:
+            cur.execute(f"""
+                SELECT DISTINCT ON (symbol) {_COLUMNS}
+                FROM quality.symbol_verdicts WHERE symbol = ANY(%s) AND range_end = %s
+                ORDER BY symbol, range_start, checked_at DESC, run_key DESC""", (wanted, session))
+            for row in cur.fetchall():
+                out[row[0]] = _session_check(_verdict(row), session)
+        missing = [s for s in wanted if s not in out]
+        latest: dict[str, date] = {}
+        if exists and missing:
+            cur.execute("SELECT symbol, max(range_end) FROM quality.symbol_verdicts WHERE symbol = ANY(%s)"
+                        " GROUP BY symbol", (missing,))
+            latest = dict(cur.fetchall())
+    for symbol in missing:
+        out[symbol] = Verdict(symbol, "fail", (f"{NO_VERDICT} for session {session.isoformat()} "
+                                               f"(latest verdict: {_iso(latest.get(symbol)) or 'none'})",))
+    return {s: out[s] for s in wanted}
+
+
+def _verdict(row: Sequence[Any]) -> Verdict:
+    symbol, verdict, reasons, run_key, checked_at, start, end, last = row
+    reasons = reasons if isinstance(reasons, list) else json.loads(reasons)
+    return Verdict(symbol, verdict, tuple(reasons), run_key, checked_at, start, end, last)
+
+
+def _session_check(found: Verdict, session: date) -> Verdict:
+    """A verdict whose symbol has no bar for ``session`` fails, whatever its checks said (stale is not tradeable)."""
+    if found.last_session is not None and found.last_session >= session:
+        return found
+    stale = (f"latest bar {found.last_session.isoformat()} is older than session {session.isoformat()}"
+             if found.last_session else f"no bar up to session {session.isoformat()}")
+    return replace(found, verdict="fail", reasons=(stale, *found.reasons))
 
 
 def _iso(day: date | None) -> str | None:
