@@ -68,7 +68,8 @@ class Contract(_Frozen):
 class Snapshot(_Frozen):
     symbol: str
     conid: int
-    captured_at: datetime
+    captured_at: datetime  # the gateway's "_updated" time, else when the response arrived (never None)
+    quote_at: datetime | None = None  # the gateway's "_updated" time only: None when it sent none (age unknown)
     last: float | None = None
     last_price_type: Literal["last", "close", "halted"] | None = None
     bid: float | None = None

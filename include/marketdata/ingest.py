@@ -120,15 +120,20 @@ def load_staged_batch(dsn: str, run_key: str, symbols: list[str]) -> list[loader
 
 
 def ingest_snapshots(client: IBKRClient, dsn: str, symbols: list[str], run_key: str) -> dict[str, Any]:
-    """Take one market snapshot of ``symbols`` and store it (one transaction, deduplicated)."""
+    """Take one market snapshot of ``symbols`` and store it (one transaction, deduplicated); the summary names
+    the symbols whose quote came without the gateway's update time (``quote_at`` NULL: age unknown)."""
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
         contracts = [resolve_contract(client, conn, s) for s in symbols]
         snapshots = client.snapshot(contracts)
         inserted = loaders.load_snapshots(conn, snapshots, run_key, data_source(client))
+    undated = [s.symbol for s in snapshots if s.quote_at is None]
+    if undated:
+        log.warning("snapshot(s) without the gateway's update time, stored with quote_at NULL: %s", undated)
     return {
         "symbols": [s.symbol for s in snapshots],
         "received": len(snapshots),
         "inserted": inserted,
         "captured_at": max(s.captured_at for s in snapshots).isoformat() if snapshots else None,
+        "without_quote_time": undated,
     }

@@ -164,12 +164,13 @@ _SNAPSHOT_FIELDS = (
 
 
 def load_snapshots(conn: PgConnection, snapshots: Sequence[Snapshot], run_id: str, source: str) -> int:
-    """Insert snapshots, skipping ones already stored (same symbol and gateway update time)."""
+    """Insert snapshots, skipping ones already stored (same symbol and gateway update time); ``quote_at`` stays
+    NULL for a snapshot the gateway sent without its update time."""
     if not snapshots:
         return 0
-    cols = ("symbol", "conid", "captured_at", *_SNAPSHOT_FIELDS, "source", "run_id")
+    cols = ("symbol", "conid", "captured_at", "quote_at", *_SNAPSHOT_FIELDS, "source", "run_id")
     rows = [
-        (s.symbol, s.conid, s.captured_at, *(getattr(s, f) for f in _SNAPSHOT_FIELDS), source, run_id)
+        (s.symbol, s.conid, s.captured_at, s.quote_at, *(getattr(s, f) for f in _SNAPSHOT_FIELDS), source, run_id)
         for s in snapshots
     ]
     placeholders = ", ".join(["%s"] * len(cols))

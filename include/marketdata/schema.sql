@@ -22,7 +22,7 @@ CREATE INDEX IF NOT EXISTS daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at
 CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     symbol           text        NOT NULL,
     conid            bigint      NOT NULL,
-    captured_at      timestamptz NOT NULL,  -- gateway "_updated" time: the dedupe key with symbol
+    captured_at      timestamptz NOT NULL,  -- gateway "_updated" time, else receive time: the dedupe key with symbol
     last             double precision,
     last_price_type  text,                  -- last | close (market closed, "C" prefix) | halted ("H")
     bid              double precision,
@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     loaded_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, captured_at)
 );
+-- The gateway's "_updated" time only, NULL when it sent none: a quote of unknown age (captured_at cannot tell).
+ALTER TABLE raw.market_snapshots ADD COLUMN IF NOT EXISTS quote_at timestamptz;
 
 CREATE TABLE IF NOT EXISTS raw.contracts (
     symbol        text PRIMARY KEY,

@@ -257,6 +257,26 @@ def test_snapshot_populated_official_example() -> None:
     assert snap.ask_size == 60_000 and snap.bid_size == 130_000  # 85/88 in round lots of 100
     assert snap.last_size == 100 and snap.md_availability == "RpB" and snap.server_id == "q1"
     assert snap.captured_at == datetime(2024, 4, 8, 17, 21, 51, 593000, tzinfo=UTC)
+    assert snap.quote_at == snap.captured_at  # "_updated": when the gateway last updated the quote
+
+
+@pytest.mark.parametrize("updated", ["absent", None, "1712596911593", True, math.nan, -5, 0, 1e20])
+def test_snapshot_without_a_valid_update_time_has_no_quote_time(updated: object) -> None:
+    """A quote of unknown age gets quote_at None; captured_at (the storage key) falls back to the receive time."""
+    item = {"conid": 265598, "31": "168.42", "84": "168.41"}
+    if updated != "absent":
+        item["_updated"] = updated
+    received = datetime(2025, 1, 10, 15, 0, 7, tzinfo=UTC)
+    (snap,) = parse_snapshot([item], {265598: "AAPL"}, received_at=received)
+    assert (snap.quote_at, snap.captured_at, snap.last) == (None, received, 168.42)
+    (snap,) = parse_snapshot([item], {265598: "AAPL"})
+    assert snap.quote_at is None and snap.captured_at.tzinfo is UTC  # now(), as before
+
+
+def test_snapshot_update_time_wins_over_the_receive_time() -> None:
+    item = {"conid": 265598, "_updated": 1736521200000, "31": "168.42"}  # 2025-01-10T15:00:00Z
+    (snap,) = parse_snapshot([item], {265598: "AAPL"}, received_at=datetime(2025, 1, 10, 15, 4, tzinfo=UTC))
+    assert snap.quote_at == snap.captured_at == datetime(2025, 1, 10, 15, tzinfo=UTC)
 
 
 def test_snapshot_close_prefix_and_volume_forms() -> None:

@@ -117,3 +117,50 @@ def test_schema_setup_is_idempotent(clean_db):
     with db.connection(clean_db) as conn:
         db.ensure_schema(conn)
         db.ensure_schema(conn)
+
+
+# ------------------------------------------------------------------ snapshots: quote_at
+def test_snapshot_quote_time_is_stored_and_null_without_update_time(clean_db):
+    from datetime import UTC, datetime
+
+    from include.ibkr.parsing import parse_snapshot
+
+    received = datetime(2025, 1, 10, 15, 4, 30, tzinfo=UTC)
+    payload = [
+        {"conid": 1, "_updated": 1736521200000, "31": "101.5", "84": "101.4", "86": "101.6"},  # 15:00:00Z
+        {"conid": 2, "31": "C55.0"},  # no "_updated": the gateway did not say how old this quote is
+    ]
+    snapshots = parse_snapshot(payload, {1: "TSLA", 2: "NVDA"}, received_at=received)
+    with db.connection(clean_db) as conn:
+        assert loaders.load_snapshots(conn, snapshots, "r1", "ibkr:test") == 2
+        assert loaders.load_snapshots(conn, snapshots, "r2", "ibkr:test") == 0  # same keys: deduplicated
+    assert _rows(clean_db, "SELECT symbol, captured_at, quote_at, last, last_price_type FROM raw.market_snapshots"
+                           " ORDER BY symbol") == [
+        ("NVDA", received, None, 55.0, "close"),
+        ("TSLA", datetime(2025, 1, 10, 15, tzinfo=UTC), datetime(2025, 1, 10, 15, tzinfo=UTC), 101.5, "last"),
+    ]
+
+
+def test_snapshot_ingestion_from_the_simulator_stores_the_quote_time(clean_db, simulator):
+    from include.ibkr.client import IBKRClient
+    from include.marketdata.ingest import ingest_snapshots
+
+    with IBKRClient(simulator.base_url) as client:
+        client.ensure_session()
+        summary = ingest_snapshots(client, clean_db, ["TSLA", "NVDA"], "r1")
+    assert summary["inserted"] == 2 and summary["without_quote_time"] == []
+    rows = _rows(clean_db, "SELECT symbol, quote_at, captured_at FROM raw.market_snapshots ORDER BY symbol")
+    assert [r[0] for r in rows] == ["NVDA", "TSLA"]
+    assert all(quote_at is not None and quote_at == captured_at for _, quote_at, captured_at in rows)
+
+
+def test_schema_setup_adds_quote_at_to_an_existing_snapshot_table(clean_db):
+    column = ("SELECT data_type, is_nullable FROM information_schema.columns"
+              " WHERE table_schema = 'raw' AND table_name = 'market_snapshots' AND column_name = 'quote_at'")
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE raw.market_snapshots DROP COLUMN quote_at")  # a table from before the column
+    assert _rows(clean_db, column) == []
+    with db.connection(clean_db) as conn:
+        db.ensure_schema(conn)
+        db.ensure_schema(conn)
+    assert _rows(clean_db, column) == [("timestamp with time zone", "YES")]

@@ -72,6 +72,13 @@ def _qty(item: Mapping[str, Any], key: str, mult: float = 1.0) -> float | None:
     return None if raw is None or raw == "" else parse_quantity_suffix(raw) * mult
 
 
+def _quote_time(updated: Any) -> datetime | None:
+    """``_updated`` (epoch ms) as a UTC time; None when missing or not a plausible timestamp (1970-2100)."""
+    if not isinstance(updated, int | float) or isinstance(updated, bool) or not 0 < updated < _MAX_T_MS:
+        return None  # the comparison is False for NaN as well
+    return datetime.fromtimestamp(updated / 1000, tz=UTC)
+
+
 def parse_snapshot(
     payload: Any,
     symbols_by_conid: Mapping[int, str],
@@ -79,7 +86,11 @@ def parse_snapshot(
     size_multiplier: float = 100.0,
     received_at: datetime | None = None,
 ) -> list[Snapshot]:
-    """Populated items -> Snapshots; pre-flight items are skipped (the caller re-polls for them)."""
+    """Populated items -> Snapshots; pre-flight items are skipped (the caller re-polls for them).
+
+    ``quote_at`` is the gateway's ``_updated`` time, None without one: a quote of unknown age must not look fresh.
+    ``captured_at`` (the storage key) falls back to ``received_at``, else now.
+    """
     endpoint = "/iserver/marketdata/snapshot"
     out: list[Snapshot] = []
     for item in expect_list(payload, endpoint):
@@ -93,18 +104,14 @@ def parse_snapshot(
         symbol = symbols_by_conid.get(conid) or to_str(item.get("55"))
         if symbol is None:
             raise malformed(endpoint, f"conid {conid} was not requested and has no symbol field", item)
-        updated = item.get("_updated")
-        captured = (
-            datetime.fromtimestamp(updated / 1000, tz=UTC)
-            if isinstance(updated, int | float) and not isinstance(updated, bool)
-            else received_at or datetime.now(UTC)
-        )
+        quote_at = _quote_time(item.get("_updated"))
         last, last_type = parse_price(item.get("31"))
         volume = _qty(item, "7762")  # long form first; 87 is display-formatted ("12.3M")
         if volume is None:
             volume = _qty(item, "87")
         out.append(Snapshot(
-            symbol=symbol, conid=conid, captured_at=captured, last=last, last_price_type=last_type,
+            symbol=symbol, conid=conid, captured_at=quote_at or received_at or datetime.now(UTC), quote_at=quote_at,
+            last=last, last_price_type=last_type,
             bid=parse_price(item.get("84"))[0], ask=parse_price(item.get("86"))[0],
             # §5: US-stock bid/ask sizes (88/85) are shown in round lots of 100 shares.
             bid_size=_qty(item, "88", size_multiplier), ask_size=_qty(item, "85", size_multiplier),
