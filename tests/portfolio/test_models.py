@@ -1,4 +1,4 @@
-"""The portfolio dbt models (models/portfolio, tag:portfolio) equal an independent Python calculation on the same
+"""The portfolio dbt models (tag:portfolio) equal an independent Python calculation on the same
 raw rows: average-cost realised P&L per execution and symbol, unrealised P&L, exposure per snapshot, daily equity,
 running peak and drawdowns."""
 
