@@ -1,5 +1,6 @@
-"""Backtest histories for tests and benchmarks: the IBKR simulator's daily bars (the same GBM series its
-``/iserver/marketdata/history`` serves) COPYed into ``raw.daily_bars``, then dbt builds the mart from them.
+"""Backtest histories for tests and benchmarks: the IBKR simulator's daily bars (the same generator its
+``/iserver/marketdata/history`` uses: anchored paths for universe tickers, GBM for other names) COPYed into
+``raw.daily_bars``, then dbt builds the mart from them.
 Never used by production code (it writes simulated bars, tagged ``source = 'ibkr:IBKR-SIM'``)."""
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ def load_simulator_bars(dsn: str, symbols: Sequence[str], sessions: int, start: 
     """``sessions`` XNYS bars per symbol from ``start``; returns the rows loaded."""
     from include.marketdata import db
     from sim.ibkr.exchange import session_table
-    from sim.ibkr.prices import gbm_series
+    from sim.ibkr.instruments import anchor_of
+    from sim.ibkr.prices import daily_series
 
     table = session_table(date(2000, 1, 3))
     buffer = io.StringIO()
     rows = 0
     for symbol in symbols:
-        s = gbm_series(seed, symbol, table, start, sessions)
+        s = daily_series(seed, symbol, table, start, sessions, anchor_of(symbol))
         for k in range(len(s)):
             day = date.fromordinal(int(s.ordinals[k])).isoformat()
             buffer.write(f"{symbol}\t0\t{day}\t{s.o[k]}\t{s.h[k]}\t{s.low[k]}\t{s.c[k]}\t{s.v[k]}\tibkr:IBKR-SIM\n")

@@ -13,7 +13,7 @@ import numpy as np
 from sim.ibkr.config import SimulatorConfig
 from sim.ibkr.exchange import SessionTable, fallback_close_ms, session_table
 from sim.ibkr.instruments import Instrument
-from sim.ibkr.prices import DailySeries, csv_series, gbm_series, intraday_path
+from sim.ibkr.prices import DailySeries, csv_series, daily_series, intraday_path
 
 _GROW = 512  # sessions generated beyond the horizon, so the series is regenerated rarely
 _PATH_CACHE = 4096
@@ -65,7 +65,8 @@ class BarStore:
         available = len(table) - s0
         need = min(max(int(np.searchsorted(table.open_ms, upto_ms, side="right")) - s0, 0), available)
         if series is None or len(series) < need:
-            series = gbm_series(self.seed, inst.symbol, table, self.start, min(available, need + _GROW))
+            count = min(available, need + _GROW)
+            series = daily_series(self.seed, inst.symbol, table, self.start, count, inst.anchor)
             self._base[inst.symbol] = series
             self._merged.pop(inst.symbol, None)
         return series
@@ -79,7 +80,8 @@ class BarStore:
             return cached
         minutes = int(series.close_ms[j] - series.open_ms[j]) // 60_000
         bar = (float(series.o[j]), float(series.h[j]), float(series.low[j]), float(series.c[j]))
-        path = intraday_path(self.seed, inst.symbol, key[1], bar, minutes)
+        walk = inst.anchor.path if inst.anchor and inst.anchor.path else inst.symbol  # GOOG walks like GOOGL
+        path = intraday_path(self.seed, walk, key[1], bar, minutes)
         self._paths[key] = path
         if len(self._paths) > _PATH_CACHE:
             self._paths.popitem(last=False)

@@ -1,12 +1,18 @@
-"""Instrument universe: built-in US stocks with real conids, CSV-replay symbols and synthetic symbols (§4)."""
+"""Instrument universe: US stocks and ETFs from data/universe.csv (real conids where known, anchored price
+levels), CSV-replay symbols and synthetic symbols (§4)."""
 
 from __future__ import annotations
 
+import csv
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sim.ibkr.config import SimulatorConfig
+from sim.ibkr.prices import Anchor
+
+UNIVERSE_CSV = Path(__file__).with_name("data") / "universe.csv"
 
 
 @dataclass(frozen=True)
@@ -18,36 +24,13 @@ class Instrument:
     kind: str = "STK"  # positions `type`: STK or ETF
     industry: str = "Technology"
     csv_path: Path | None = None  # set when bars come from CSV replay
+    anchor: Anchor | None = None  # price level of the seeded path; None = free GBM (synthetic symbols)
 
 
-# (symbol, conid, name, exchange, kind, industry); conids of the first ten are the real ones (§4.2).
-BUILTINS: tuple[tuple[str, int, str, str, str, str], ...] = (
-    ("AAPL", 265598, "APPLE INC", "NASDAQ", "STK", "Technology"),
-    ("MSFT", 272093, "MICROSOFT CORP", "NASDAQ", "STK", "Technology"),
-    ("SPY", 756733, "SPDR S&P 500 ETF TRUST", "ARCA", "ETF", "Funds"),
-    ("GOOG", 208813720, "ALPHABET INC-CL C", "NASDAQ", "STK", "Communications"),
-    ("META", 107113386, "META PLATFORMS INC-CLASS A", "NASDAQ", "STK", "Communications"),
-    ("SCHW", 11905, "SCHWAB (CHARLES) CORP", "NYSE", "STK", "Financial"),
-    ("IBM", 8314, "INTL BUSINESS MACHINES CORP", "NYSE", "STK", "Technology"),
-    ("TSLA", 76792991, "TESLA INC", "NASDAQ", "STK", "Consumer, Cyclical"),
-    ("NVDA", 4815747, "NVIDIA CORP", "NASDAQ", "STK", "Technology"),
-    ("AMZN", 3691937, "AMAZON.COM INC", "NASDAQ", "STK", "Communications"),
-    ("QQQ", 320227571, "INVESCO QQQ TRUST SERIES 1", "NASDAQ", "ETF", "Funds"),
-    ("IWM", 9579970, "ISHARES RUSSELL 2000 ETF", "ARCA", "ETF", "Funds"),
-    ("JPM", 1520593, "JPMORGAN CHASE & CO", "NYSE", "STK", "Financial"),
-    ("BAC", 10098, "BANK OF AMERICA CORP", "NYSE", "STK", "Financial"),
-    ("XOM", 13977, "EXXON MOBIL CORP", "NYSE", "STK", "Energy"),
-    ("KO", 8894, "COCA-COLA CO/THE", "NYSE", "STK", "Consumer, Non-cyclical"),
-    ("JNJ", 8719, "JOHNSON & JOHNSON", "NYSE", "STK", "Consumer, Non-cyclical"),
-    ("WMT", 13824, "WALMART INC", "NYSE", "STK", "Consumer, Cyclical"),
-    ("PG", 10291, "PROCTER & GAMBLE CO/THE", "NYSE", "STK", "Consumer, Non-cyclical"),
-    ("INTC", 270639, "INTEL CORP", "NASDAQ", "STK", "Technology"),
-    ("CSCO", 268084, "CISCO SYSTEMS INC", "NASDAQ", "STK", "Communications"),
-    ("AMD", 4391, "ADVANCED MICRO DEVICES", "NASDAQ", "STK", "Technology"),
-    ("NFLX", 15124833, "NETFLIX INC", "NASDAQ", "STK", "Communications"),
-    ("V", 49462172, "VISA INC-CLASS A SHARES", "NYSE", "STK", "Financial"),
-    ("DIS", 6459, "WALT DISNEY CO/THE", "NYSE", "STK", "Communications"),
-)
+# Simulator ids for universe rows without a known real conid: stable per symbol, below the CSV-replay and
+# synthetic ranges (800M+ and 900M+), so the three never collide.
+UNIVERSE_CONID_BASE = 700_000_000
+_UNIVERSE_CONID_SPAN = 100_000_000
 # Non-US listings returned next to the US one so that clients must filter (§4.1 "several hits", §4.2).
 FOREIGN_LISTINGS: dict[str, tuple[tuple[int, str], ...]] = {"AAPL": ((38708077, "MEXI"),)}
 CHINESE_NAMES = {"AAPL": "&#x82F9;&#x679C;&#x516C;&#x53F8;"}  # HTML-entity encoded, as in real data (§4.2)
@@ -55,13 +38,40 @@ SYNTHETIC_CONID_BASE = 900_000_000
 _CSV_CONID_BASE = 800_000_000
 
 
+@cache
+def universe() -> dict[str, Instrument]:
+    """The instruments of data/universe.csv by symbol (`#` lines are comments)."""
+    with UNIVERSE_CSV.open(newline="") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    out: dict[str, Instrument] = {}
+    used = {int(r["conid"]) for r in rows if r["conid"]}
+    for r in rows:
+        symbol = r["symbol"]
+        if r["conid"]:
+            conid = int(r["conid"])
+        else:
+            conid = UNIVERSE_CONID_BASE + zlib.crc32(symbol.encode()) % _UNIVERSE_CONID_SPAN
+            while conid in used:
+                conid += 1
+        used.add(conid)
+        anchor = Anchor(float(r["price"]), float(r["daily_vol"]), float(r["adv_m"]) * 1e6, r["follows"] or None)
+        out[symbol] = Instrument(symbol, conid, r["name"], r["exchange"], r["kind"], r["industry"], anchor=anchor)
+    return out
+
+
+def anchor_of(symbol: str) -> Anchor | None:
+    """The universe anchor of `symbol`, None for symbols outside it."""
+    inst = universe().get(symbol)
+    return inst.anchor if inst else None
+
+
 class InstrumentRegistry:
     """Lookup by symbol and conid; formats the contract-search endpoints (§4)."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.by_symbol: dict[str, Instrument] = {}
-        for symbol, conid, name, exchange, kind, industry in BUILTINS:
-            self._add(Instrument(symbol, conid, name, exchange, kind, industry))
+        for inst in universe().values():
+            self._add(inst)
         for i in range(1, config.synthetic_symbols + 1):
             self._add(Instrument(f"SYN{i:04d}", SYNTHETIC_CONID_BASE + i, f"SYNTHETIC {i:04d} INC", "NYSE"))
         if config.bars_csv_dir:
@@ -96,7 +106,9 @@ class InstrumentRegistry:
         """`/iserver/secdef/search` items; `conid` is a string here (§4.1)."""
         if sec_type.upper() != "STK" or not query:
             return []
-        q = query.upper()
+        q = query.upper().strip()
+        if q not in self.by_symbol and q.replace(".", " ").replace("/", " ") in self.by_symbol:
+            q = q.replace(".", " ").replace("/", " ")  # BRK.B / BRK/B: IBKR spells the share class "BRK B"
         if by_name:
             hits = [i for i in self.by_symbol.values() if q in i.name.upper()]
         else:

@@ -1,4 +1,5 @@
-"""Deterministic price data: GBM daily bars seeded by (seed, symbol), CSV replay, intraday bridges."""
+"""Deterministic price data seeded by (seed, symbol): anchored daily bars for the instrument universe, GBM
+daily bars for symbols without an anchor (synthetic, benchmark), CSV replay, intraday bridges."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,23 @@ import numpy as np
 from sim.ibkr.exchange import SessionTable, fallback_close_ms
 
 _RTH_MS = 390 * 60_000
+# Anchored paths: log(close / anchor) = BAND * tanh(x / BAND) with x a slow plus a fast mean-reverting part,
+# so a close is always within anchor * exp(+-BAND) = 0.69x .. 1.45x of the anchor, whatever the horizon;
+# opening gaps and intraday highs stop at CEILING x the anchor (lows cannot get near 0.5x).
+BAND = math.log(1.45)
+CEILING = 1.5
+_SLOW_SESSIONS = 250  # time constant of the slow (trend-like) component, in sessions
+_FAST_SESSIONS = 10  # time constant of the fast (swing) component
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a symbol's simulated price lives: the level its path reverts to, and how it moves."""
+
+    price: float  # USD
+    daily_vol: float  # typical daily log-return volatility (0.01 = 1 %)
+    volume: float  # typical shares per session
+    path: str | None = None  # symbol whose random path this one shares (GOOG follows GOOGL); None = own
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,63 @@ def gbm_series(seed: int, symbol: str, table: SessionTable, start: date, count: 
     return DailySeries(
         table.ordinals[sl], table.open_ms[sl], table.close_ms[sl], table.day_ms[sl], o, h, low, c, v
     )
+
+
+def _ar1(shocks: np.ndarray, phi: float, x0: float) -> np.ndarray:
+    """x[k] = phi * x[k-1] + shocks[k-1] from x[0] = x0 (len(shocks) + 1 points). Sequential, so a longer
+    series is an exact extension of a shorter one."""
+    return np.fromiter(accumulate(shocks.tolist(), lambda x, e: phi * x + e, initial=x0), float, len(shocks) + 1)
+
+
+def anchored_series(
+    seed: int, symbol: str, table: SessionTable, start: date, count: int, anchor: Anchor
+) -> DailySeries:
+    """`count` XNYS sessions from `start`, around `anchor.price`. The log deviation from the anchor is a slow
+    AR(1) (time constant ~1 year) plus a fast one (~2 weeks), both stationary from the first bar, whose
+    variances give the symbol's daily volatility; a tanh cap keeps closes within 0.69x..1.45x of the anchor
+    (BAND) for any horizon and seed. Like `gbm_series`, one RNG stream per quantity: deterministic per
+    (seed, symbol, start), and growing the horizon never changes earlier bars."""
+    s0 = table.first_on_or_after(start)
+    n = max(0, min(count, len(table) - s0))
+    sigma = anchor.daily_vol
+    phi_slow, phi_fast = math.exp(-1 / _SLOW_SESSIONS), math.exp(-1 / _FAST_SESSIONS)
+    # Daily variance of an AR(1) with stationary std s is 2 s^2 (1 - phi): split sigma^2 between the two parts.
+    s_slow = min(max(7 * sigma, 0.07), 0.20)
+    rest = max(sigma**2 - 2 * s_slow**2 * (1 - phi_slow), 0.1 * sigma**2)
+    s_fast = math.sqrt(rest / (2 * (1 - phi_fast)))
+    key = anchor.path or symbol  # the level path's draws; bars and volume below always use the symbol's own
+    z0 = _rng(seed, key, 10).standard_normal(2)  # start in the stationary distribution
+    slow = _ar1(s_slow * math.sqrt(1 - phi_slow**2) * _rng(seed, key, 11).standard_normal(n), phi_slow,
+                s_slow * float(z0[0]))
+    fast = _ar1(s_fast * math.sqrt(1 - phi_fast**2) * _rng(seed, key, 12).standard_normal(n), phi_fast,
+                s_fast * float(z0[1]))
+    level = anchor.price * np.exp(BAND * np.tanh((slow + fast) / BAND))  # n + 1 points: [0] is the eve
+    close, prev = level[1:], level[:-1]
+    top = math.floor(anchor.price * CEILING * 100) / 100
+    opens = prev * np.exp(0.3 * sigma * _rng(seed, symbol, 13).standard_normal(n))
+    c = np.round(close, 2).clip(0.01)
+    o = np.round(opens, 2).clip(0.01, top)
+    up = np.abs(_rng(seed, symbol, 14).standard_normal(n)) * 0.6 * sigma
+    down = np.abs(_rng(seed, symbol, 15).standard_normal(n)) * 0.6 * sigma
+    h = np.maximum(np.round(np.maximum(o, c) * np.exp(up), 2).clip(None, top), np.maximum(o, c))
+    low = np.minimum(np.round(np.minimum(o, c) * np.exp(-down), 2), np.minimum(o, c)).clip(0.01)
+    # Busier sessions on bigger moves, around the symbol's typical volume.
+    move = np.abs(np.log(close / prev)) / sigma if n else np.empty(0)
+    noise = _rng(seed, symbol, 16).standard_normal(n)
+    v = np.round(anchor.volume * np.exp(0.3 * noise - 0.045) * (0.75 + 0.25 * move))
+    sl = slice(s0, s0 + n)
+    return DailySeries(
+        table.ordinals[sl], table.open_ms[sl], table.close_ms[sl], table.day_ms[sl], o, h, low, c, v
+    )
+
+
+def daily_series(
+    seed: int, symbol: str, table: SessionTable, start: date, count: int, anchor: Anchor | None
+) -> DailySeries:
+    """Anchored bars for universe symbols, GBM for the rest (synthetic and benchmark symbols)."""
+    if anchor is None:
+        return gbm_series(seed, symbol, table, start, count)
+    return anchored_series(seed, symbol, table, start, count, anchor)
 
 
 def _parse_day(text: str) -> date:

@@ -35,8 +35,9 @@ def preflight_live_orders(client: TestClient) -> None:
 
 
 def test_two_question_chain_then_order_id_string(client: TestClient) -> None:
-    # MKT and notional > 100k: o10151 then o451, one question per response (§8.2).
-    first = client.post(ORDERS, json={"orders": [order(quantity=100_000)]}).json()
+    # MKT and notional > 100k: o10151 then o451, one question per response (§8.2). 1000 AAPL (anchored near
+    # $270, never below 0.69x) is > 100k and well inside the account's 1M of buying power.
+    first = client.post(ORDERS, json={"orders": [order(quantity=1_000)]}).json()
     assert len(first) == 1 and set(first[0]) == {"id", "message", "isSuppressed", "messageIds"}
     assert re.fullmatch(r"[0-9a-f-]{36}", first[0]["id"]) and first[0]["messageIds"] == ["o10151"]
     assert first[0]["isSuppressed"] is False and isinstance(first[0]["message"][0], str)
