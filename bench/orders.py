@@ -33,14 +33,17 @@ def _plans(contracts: list, last: dict[int, float], count: int, order_type: str)
     ]  # fmt: skip
 
 
+MKT_Q = ("o10151",)  # the MKT leg measures one confirmation round trip: accept its market-order warning here
+
+
 def main() -> None:
     from include.execution import RunContext, execute_intents
     from include.ibkr.client import IBKRClient
 
     top = max(COUNTS)
     with simulator_process("--synthetic-symbols", str(top), "--fill-mode", "immediate") as (api, admin), \
-            scratch_database("bench_orders") as dsn, IBKRClient(api) as paced, \
-            IBKRClient(api, rate_per_sec=None, endpoint_pacing=False) as unpaced:  # fmt: skip
+            scratch_database("bench_orders") as dsn, IBKRClient(api, accepted_questions=MKT_Q) as paced, \
+            IBKRClient(api, rate_per_sec=None, endpoint_pacing=False, accepted_questions=MKT_Q) as unpaced:  # fmt: skip
         paced.ensure_session()
         contracts = [paced.resolve_contract(f"SYN{i:04d}") for i in range(1, top + 1)]
         last = {s.conid: s.last for s in paced.snapshot(contracts, ("31",))}

@@ -79,6 +79,33 @@ def parse_symbols(raw: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
     return tuple(symbols)
 
 
+_MESSAGE_ID_RE = re.compile(r"^[a-z]+\d+$")
+
+
+def _default_accepted_questions() -> tuple[str, ...]:
+    from include.config.order_questions import DEFAULT_ACCEPTED_QUESTIONS  # lazy: include.config imports us
+
+    return DEFAULT_ACCEPTED_QUESTIONS
+
+
+def parse_message_ids(raw: str | None) -> tuple[str, ...]:
+    """IBKR_ACCEPTED_QUESTIONS: ``"o163, o451"`` -> ids; unset/blank -> the defaults; ``none`` -> no id."""
+    if raw is None or not raw.strip():
+        return _default_accepted_questions()
+    if raw.strip().lower() == "none":
+        return ()
+    ids: list[str] = []
+    for item in raw.split(","):
+        message_id = item.strip().lower()
+        if not message_id:
+            continue
+        if not _MESSAGE_ID_RE.match(message_id):
+            raise SettingsError(f"IBKR_ACCEPTED_QUESTIONS: {item.strip()!r} is not an IBKR message id like o163")
+        if message_id not in ids:
+            ids.append(message_id)
+    return tuple(ids)
+
+
 def normalize_pg_url(url: str) -> str:
     """libpq accepts postgresql:// and postgres://; strip SQLAlchemy driver suffixes (+psycopg2)."""
     scheme, sep, rest = url.partition("://")
@@ -97,6 +124,8 @@ class Settings:
     ibkr_account_id: str | None = None
     ibkr_rate_per_sec: float = 10.0
     ibkr_max_concurrent_history: int = 5
+    # IBKR_ACCEPTED_QUESTIONS: order warnings the client confirms (include/config/order_questions.py)
+    ibkr_accepted_questions: tuple[str, ...] = field(default_factory=_default_accepted_questions)
     mlflow_tracking_uri: str | None = field(default=None, repr=False)
     stock_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     debug_mode: bool = False
@@ -185,6 +214,7 @@ class Settings:
             "ibkr_account_id": env.get("IBKR_ACCOUNT_ID") or None,
             "ibkr_rate_per_sec": _float("IBKR_RATE_PER_SEC", 10.0),
             "ibkr_max_concurrent_history": _int("IBKR_MAX_CONCURRENT_HISTORY", 5),
+            "ibkr_accepted_questions": parse_message_ids(env.get("IBKR_ACCEPTED_QUESTIONS")),
             "mlflow_tracking_uri": env.get("MLFLOW_TRACKING_URI") or None,
             "stock_symbols": parse_symbols(env.get("STOCK_SYMBOLS")),
             "debug_mode": parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False),

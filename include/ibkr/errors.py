@@ -22,9 +22,16 @@ def _restore(cls: type[IBKRError], state: dict[str, Any]) -> IBKRError:
 
 
 class IBKRError(Exception):
-    """Base class; ``endpoint``, ``status_code`` and ``body`` (first ~500 chars) give the context."""
+    """Base class; ``endpoint``, ``status_code`` and ``body`` (first ~500 chars) give the context.
+
+    ``place_order`` marks an error of its reply step (§8.2) with ``stage = "reply"`` and
+    ``after_acceptance = True``: the gateway had already taken the placement (it answered with a question),
+    so an order may exist unless the error itself proves otherwise. Callers reconcile by cOID, never resend.
+    """
 
     default_message = "IBKR Client Portal API error"
+    stage: str | None = None  # "place" (the first POST) or "reply" (the confirmation chain); None elsewhere
+    after_acceptance: bool = False
 
     def __init__(
         self,
@@ -147,6 +154,23 @@ class DuplicateOrderError(IBKRError):
 
 class OrderRejectedError(IBKRError):
     default_message = "order rejected by IBKR"
+
+
+class OrderQuestionRefusedError(OrderRejectedError):
+    """A reply question (§8.1-B) whose message ids are not all on the accepted list: the client answered
+    ``{"confirmed": false}``, so IBKR holds no order. ``question`` is its text, ``message_ids`` its ids."""
+
+    def __init__(self, question: str, message_ids: list[str], reply_id: str, *, why: str | None = None,
+                 note: str = "", **ctx: Any) -> None:
+        self.question = question
+        self.message_ids = list(message_ids)
+        self.reply_id = reply_id
+        ids = ", ".join(self.message_ids) or "no message id"
+        why = why or ("it is not on the accepted list (IBKR_ACCEPTED_QUESTIONS; add an id only if that warning "
+                      "is safe for every order, docs/order-questions.md)")
+        super().__init__(
+            f"order not placed: IBKR asked {question!r} ({ids}) and the client declined it{note}: {why}", **ctx
+        )
 
 
 class OrderNotConfirmedError(IBKRError):

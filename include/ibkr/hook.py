@@ -52,6 +52,7 @@ class IBKRHook(BaseHook):
             "account_id": s.ibkr_account_id,
             "rate_per_sec": s.ibkr_rate_per_sec,
             "max_concurrent_history": s.ibkr_max_concurrent_history,
+            "accepted_questions": s.ibkr_accepted_questions,
         }
         kwargs.update(self.client_kwargs)
         return IBKRClient(s.require_gateway_url(), **kwargs)

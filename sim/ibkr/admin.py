@@ -40,6 +40,7 @@ async def get_state(request: Request) -> JSONResponse:
         "account_id": sim.cfg.account_id, "now": sim.now().isoformat(), "clock": sim.clock.describe(),
         "faults": sim.faults.as_list(), "stats": sim.stats.as_dict(), "config": _config_view(sim),
         "halted": sorted(sim.halted), "subscriptions": sorted(sim.session.subscriptions),
+        "suppressed_questions": sorted(sim.session.suppressed_questions),
     })
 
 

@@ -37,7 +37,7 @@ async def place_orders(request: Request) -> JSONResponse:
             return error(400, 'body must be {"orders": [...]} or a JSON array of orders')
         now = sim.now()
         result = sim.orders.place(request.path_params["acct"], orders, now, lambda i: sim.last_price(i, now),
-                                  sim.cfg.questions, sim.venue(now))
+                                  sim.cfg.questions, sim.venue(now), sim.session.suppressed_questions)
     except ValueError as exc:  # OrderError and BodyError
         return error(400, str(exc))
     return JSONResponse(result)
@@ -60,6 +60,7 @@ async def reply(request: Request) -> JSONResponse:
 
 
 async def suppress(request: Request) -> JSONResponse:
+    """§8.2: the ids are not asked again in this brokerage session (a new session asks them again)."""
     sim = sim_of(request)
     try:
         body = await json_body(request)
@@ -68,12 +69,12 @@ async def suppress(request: Request) -> JSONResponse:
     ids = body.get("messageIds") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 51:
         return error(400, 'body must be {"messageIds": [up to 51 ids]}')
-    sim.orders.suppressed.update(ids)
+    sim.session.suppressed_questions.update(ids)
     return JSONResponse({"status": "submitted"})
 
 
 async def suppress_reset(request: Request) -> JSONResponse:
-    sim_of(request).orders.suppressed.clear()
+    sim_of(request).session.suppressed_questions.clear()
     return JSONResponse({"status": "submitted"})
 
 

@@ -79,7 +79,6 @@ class OrderBook:
         self.orders: dict[int, Order] = {}
         self.pending: dict[str, PendingReply] = {}
         self.coids: dict[str, datetime] = {}
-        self.suppressed: set[str] = set()
         self._ids = itertools.count(1_210_386_801)
         self._exec = itertools.count(1)
 
@@ -125,8 +124,10 @@ class OrderBook:
                 "outside_rth": bool(raw.get("outsideRTH", False)), "coid": coid}
 
     def place(self, account: str, raws: list[Any], now: datetime, market: Price,
-              configured: tuple[str, ...] | None, venue: Venue) -> list[dict[str, Any]]:
-        """Validate, register cOIDs (even while a question is pending), then ask or submit."""
+              configured: tuple[str, ...] | None, venue: Venue,
+              suppressed: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """Validate, register cOIDs (even while a question is pending), then ask or submit; ``suppressed`` ids
+        (the brokerage session's /iserver/questions/suppress) are never asked."""
         reqs = [self.validate(raw, account) for raw in raws]
         if not reqs:
             raise OrderError("no orders in request")
@@ -145,7 +146,7 @@ class OrderBook:
         candidates = configured if configured is not None else questions.default_ids(
             first["order_type"], limit, mkt, value
         )
-        ids = questions.pending_ids(candidates, self.suppressed)
+        ids = questions.pending_ids(candidates, suppressed)
         for coid in coids:
             self.coids[coid] = now
         for r in reqs:

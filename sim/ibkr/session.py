@@ -47,6 +47,8 @@ class Session:
         self.primed_at = now
         self.subscriptions: dict[int, set[str]] = {}  # conid -> fields (§5 pre-flight done)
         self.live_orders_ready = False  # §8.3: the first live-orders call is a pre-flight
+        # §8.2 /iserver/questions/suppress holds "for the session": a new brokerage session asks them again.
+        self.suppressed_questions: set[str] = set()
 
     @property
     def authenticated(self) -> bool:
@@ -66,14 +68,17 @@ class Session:
         self.state = "authenticated"
         self.session_id = secrets.token_hex(16)
         self.started_at = self.last_tickle = now
+        self.suppressed_questions = set()
         self.unprime()
 
     def drop_brokerage(self) -> None:
         self.state = "sso_only"
+        self.suppressed_questions = set()
         self.unprime()
 
     def logout(self) -> None:
         self.state = "logged_out"
+        self.suppressed_questions = set()
         self.unprime()
 
     def housekeep(self, now: datetime, idle_timeout_s: float) -> None:

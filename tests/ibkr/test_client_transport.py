@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import socket
 import time
 from collections.abc import Callable
@@ -247,6 +248,32 @@ def test_question_with_confirm_false_is_rejected() -> None:
         pytest.raises(E.OrderRejectedError, match="price exceeds 3%"),
     ):
         client.place_order(_order(), confirm=False)
+
+
+def test_a_question_with_one_unaccepted_id_is_declined_even_if_the_decline_fails() -> None:
+    calls: list[httpx.Request] = []
+    question = [{"id": "q-1", "message": ["price exceeds 3%", "multiple accounts"], "isSuppressed": False,
+                 "messageIds": ["o163", "p6"]}]
+    handler = responder(httpx.Response(200, json=question), httpx.Response(503, text="Service Unavailable"),
+                        calls=calls)
+    with make_client(handler, retries=0) as client, pytest.raises(E.OrderQuestionRefusedError) as caught:
+        client.place_order(_order())
+    err = caught.value
+    assert err.message_ids == ["o163", "p6"] and err.question == "price exceeds 3% | multiple accounts"
+    assert "declining it failed" in str(err) and err.reply_id == "q-1"
+    assert [path_of(c) for c in calls[1:]] == ["/iserver/reply/q-1"]
+    assert json.loads(calls[1].content) == {"confirmed": False}
+    copy = pickle.loads(pickle.dumps(err))  # errors cross process boundaries (Airflow, multiprocessing)
+    assert (type(copy), copy.question, str(copy)) == (E.OrderQuestionRefusedError, err.question, str(err))
+
+
+def test_a_malformed_answer_to_the_reply_is_marked_after_acceptance() -> None:
+    question = [{"id": "q-1", "message": ["price exceeds 3%"], "messageIds": ["o163"]}]
+    handler = responder(httpx.Response(200, json=question), httpx.Response(200, text='[{"order_id": '),
+                        calls=[])
+    with make_client(handler) as client, pytest.raises(E.MalformedResponseError) as caught:
+        client.place_order(_order())
+    assert (caught.value.stage, caught.value.after_acceptance) == ("reply", True)
 
 
 def test_live_orders_preflight_then_data() -> None:

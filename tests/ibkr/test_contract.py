@@ -168,10 +168,11 @@ def _order(coid: str, **kw) -> OrderRequest:
 def test_order_with_confirmation_chain_and_duplicate_coid(client, simulator):
     # The live-orders pre-flight needs two calls, and IBKR paces that endpoint at 1 per 5 s: the
     # production client waits (endpoint pacing); this fast client skips pacing, so the gateway must too.
-    admin(simulator, "/config", {"rate_limits": False})
+    # Two accepted warnings (include/config/order_questions.py) for every order, confirmed in a chain.
+    admin(simulator, "/config", {"rate_limits": False, "questions": ["o163", "o451"]})
     client.ensure_session()
-    ack = client.place_order(_order("intent-1"))  # MKT -> o10151 question, confirmed by the client
-    assert ack.order_id.isdigit() and ack.questions_confirmed
+    ack = client.place_order(_order("intent-1"))
+    assert ack.order_id.isdigit() and ack.questions_confirmed == ["o163", "o451"]
     with pytest.raises(E.DuplicateOrderError, match="intent-1"):
         client.place_order(_order("intent-1"))
     book = httpx.get(f"{simulator.admin_url}/orders").json()
@@ -186,9 +187,10 @@ def test_order_with_confirmation_chain_and_duplicate_coid(client, simulator):
 def test_order_placement_is_not_retried_on_5xx(client, simulator):
     client.ensure_session()
     fault(simulator, path="/iserver/account/.*/orders", method="POST", status=503, times=1)
-    with pytest.raises(E.GatewayServerError):
+    with pytest.raises(E.GatewayServerError) as caught:
         client.place_order(_order("intent-2"))
     assert client.stats()["retries"] == 0
+    assert (caught.value.stage, caught.value.after_acceptance) == ("place", False)  # first POST: no question yet
 
 
 # ---------------------------------------------------------------- TLS and pacing

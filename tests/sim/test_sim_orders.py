@@ -91,6 +91,29 @@ def test_suppressed_questions_are_not_asked(client: TestClient) -> None:
     assert "order_id" in client.post(ORDERS, json={"orders": [order()]}).json()[0]
 
 
+def test_suppression_holds_for_the_brokerage_session_only(client: TestClient) -> None:
+    client.post(f"{ADMIN}/config", json={"questions": ["o163", "o451"]})
+    client.post(f"{API}/iserver/questions/suppress", json={"messageIds": ["o163"]})
+    assert client.get(f"{ADMIN}/state").json()["suppressed_questions"] == ["o163"]
+    assert client.post(ORDERS, json=[order(cOID="s-1")]).json()[0]["messageIds"] == ["o451"]  # o163 not asked
+    # §8.2 "for the session": a new brokerage session asks every question again.
+    client.post(f"{API}/iserver/reauthenticate")
+    client.get(f"{API}/iserver/accounts")
+    assert client.get(f"{ADMIN}/state").json()["suppressed_questions"] == []
+    assert client.post(ORDERS, json=[order(cOID="s-2")]).json()[0]["messageIds"] == ["o163"]
+
+
+def test_an_unknown_message_id_is_asked_with_a_generic_text(client: TestClient) -> None:
+    client.post(f"{ADMIN}/config", json={"questions": ["o999"]})
+    q = client.post(ORDERS, json=[order(orderType="LMT", price=10.0, quantity=2, cOID="u-1")]).json()
+    assert q[0]["messageIds"] == ["o999"] and q[0]["isSuppressed"] is False
+    assert q[0]["message"] == ['The following order "BUY 2 AAPL NASDAQ.NMS @ 10.0" requires confirmation '
+                               "(o999).\nAre you sure you want to submit this order?"]
+    declined = client.post(f"{API}/iserver/reply/{q[0]['id']}", json={"confirmed": False})
+    assert declined.status_code == 400
+    assert client.get(f"{ADMIN}/orders").json() == {"orders": [], "pending": []}
+
+
 def test_validation_errors(client: TestClient) -> None:
     cases = [
         (order(orderType="LMT"), "invalid order price fields"),

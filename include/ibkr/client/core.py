@@ -62,6 +62,8 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         transport: httpx.BaseTransport | None = None,
+        accepted_questions: Iterable[str] | None = None,
+        suppress_accepted_questions: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it.
@@ -88,6 +90,8 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         self._live_orders_seen = False
         self.primed = False  # True once /iserver/accounts answered in this client's session (§7.1)
         self._counts = {"requests": 0, "retries": 0}
+        # Order warnings confirmed by policy (None: include/config/order_questions.py); see TradingMixin.
+        self.set_question_policy(accepted_questions, suppress=suppress_accepted_questions)
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from include.ibkr import errors as E
@@ -35,6 +35,9 @@ class TradingMixin:
     _order_lock: threading.Lock
     _portfolio_primed: bool
     _live_orders_seen: bool
+    accepted_questions: frozenset[str]
+    _suppress_accepted: bool
+    _questions_suppressed: bool
 
     if TYPE_CHECKING:
 
@@ -80,8 +83,36 @@ class TradingMixin:
         endpoint = f"/portfolio/{self.account_id}/ledger"
         return PA.parse_ledger(self._request("GET", endpoint), endpoint)
 
+    # ------------------------------------------------------------ order questions (§8.1-B, §8.2)
+    def set_question_policy(self, accepted: Iterable[str] | None, *, suppress: bool = False) -> None:
+        """Confirm only reply questions whose message ids are all in ``accepted`` (None: the project's defaults,
+        include/config/order_questions.py). ``suppress``: also ask the gateway, once per client, not to ask
+        those ids at all (§8.2); off by default, because a confirmed id is recorded with the order."""
+        if accepted is None:
+            from include.config.order_questions import DEFAULT_ACCEPTED_QUESTIONS
+
+            accepted = DEFAULT_ACCEPTED_QUESTIONS
+        self.accepted_questions = frozenset(i.strip().lower() for i in accepted if i.strip())
+        self._suppress_accepted = suppress
+        self._questions_suppressed = False
+
+    def _suppress_once(self) -> None:
+        if not self._suppress_accepted or self._questions_suppressed or not self.accepted_questions:
+            return
+        try:
+            self.suppress_questions(sorted(self.accepted_questions)[:51])
+        except E.IBKRError as exc:  # only an optimisation: the same ids are still confirmed in the chain
+            log.warning("could not suppress IBKR questions %s (%s); confirming them per order instead",
+                        sorted(self.accepted_questions), exc)
+            return
+        self._questions_suppressed = True
+
     # ------------------------------------------------------------ orders (§8)
     def place_order(self, order: OrderRequest, *, confirm: bool = True, max_replies: int = 20) -> OrderAck:
+        """Place one order and walk its reply-question chain: a question is confirmed only if ``confirm`` and
+        all its message ids are accepted (``accepted_questions``); otherwise the chain is declined and
+        ``OrderQuestionRefusedError`` raised (no order). An error of the reply step itself carries
+        ``stage="reply"`` and ``after_acceptance=True``: the order may exist, reconcile by cOID."""
         acct = order.account_id or self.account_id
         payload = {**order.to_payload(), "acctId": acct}
         endpoint = f"/iserver/account/{acct}/orders"
@@ -89,25 +120,62 @@ class TradingMixin:
         replies = 0
         # §8.1: place the next order only after the previous one is fully acknowledged.
         with self._order_lock:
-            raw = self._request("POST", endpoint, json={"orders": [payload]}, idempotent=False)
-            result = PO.parse_order_submission(raw, endpoint)
+            self._suppress_once()
+            try:
+                raw = self._request("POST", endpoint, json={"orders": [payload]}, idempotent=False)
+                result = PO.parse_order_submission(raw, endpoint)
+            except E.IBKRError as exc:
+                exc.stage = "place"
+                raise
             # §8.2: questions chain, one per response, each with a new reply id (ibind allows 20).
             while isinstance(result, OrderQuestion):
+                refused = [m for m in result.message_ids if m.lower() not in self.accepted_questions]
                 if not confirm:
-                    raise E.OrderRejectedError(
-                        f"order not sent: IBKR asks for confirmation ({' | '.join(result.messages)}) and "
-                        "confirm=False", endpoint=endpoint,
-                    )  # fmt: skip
+                    self._decline(result, endpoint, "the caller placed the order with confirm=False")
+                if refused or not result.message_ids:
+                    self._decline(result, endpoint)
                 if replies >= max_replies:
+                    self._decline(result, endpoint, quiet=True)
                     raise E.OrderNotConfirmedError(
-                        f"IBKR still asked questions after {max_replies} confirmations ({confirmed}); "
-                        "order status unknown: check live orders by cOID", endpoint=endpoint,
+                        f"IBKR still asked questions after {max_replies} confirmations ({confirmed}); the last "
+                        "one was declined, so no order was placed", endpoint=endpoint,
                     )  # fmt: skip
-                log.info("confirming IBKR order question %s: %s", result.message_ids, result.messages)
-                confirmed.extend(result.message_ids or [result.reply_id])
-                result = self.reply(result.reply_id, True)
+                log.info("confirming IBKR order question %s (accepted by policy): %s", result.message_ids,
+                         result.messages)
+                confirmed.extend(result.message_ids)
+                try:
+                    result = self.reply(result.reply_id, True)
+                except E.IBKRError as exc:
+                    # The gateway holds the placement (it asked): this answer may be lost after IBKR acted.
+                    exc.stage, exc.after_acceptance = "reply", True
+                    raise
                 replies += 1
         return result.model_copy(update={"coid": order.coid or result.coid, "questions_confirmed": confirmed})
+
+    def _decline(self, question: OrderQuestion, endpoint: str, why: str | None = None, *,
+                 quiet: bool = False) -> None:
+        """Answer ``{"confirmed": false}`` (§8.2, IBKR answers 400 "order not confirmed"); raise
+        ``OrderQuestionRefusedError`` unless ``quiet``."""
+        text = " | ".join(" ".join(m.split()) for m in question.messages)
+        note = ""
+        try:
+            answer = self.reply(question.reply_id, False)
+        except E.OrderNotConfirmedError:
+            answer = None  # the documented answer to a decline
+        except E.IBKRError as exc:  # no order without a confirmation: the open question just expires
+            log.warning("declining IBKR question %s failed (%s)", question.reply_id, exc)
+            answer, note = None, f" (declining it failed: {exc.message}; the open question expires at IBKR)"
+        if isinstance(answer, OrderAck):
+            err = E.MalformedResponseError(
+                f"IBKR answered the declined question {question.message_ids} with order {answer.order_id}: the "
+                "order may exist, check live orders by cOID", endpoint=f"/iserver/reply/{question.reply_id}",
+            )  # fmt: skip
+            err.stage, err.after_acceptance = "reply", True
+            raise err
+        log.warning("declined IBKR order question %s: %s", question.message_ids, text)
+        if not quiet:
+            raise E.OrderQuestionRefusedError(text, question.message_ids, question.reply_id, why=why, note=note,
+                                              endpoint=endpoint)
 
     def reply(self, reply_id: str, confirmed: bool = True) -> OrderAck | OrderQuestion:
         endpoint = f"/iserver/reply/{reply_id}"
