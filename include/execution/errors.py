@@ -42,6 +42,7 @@ _NEXT = {
     "pending": "never reached the broker, a retry submits it",
     "submitted": "outcome unknown, a retry matches it against the broker's live orders/trades by cOID "
     "before any resubmission",
+    "unknown": "the gateway may have accepted it (answer lost or malformed): a retry matches it by cOID first",
     "acknowledged": "the broker holds the order",
     "rejected": "final, not resubmitted",
     "failed": "final, not resubmitted (check the account in TWS/Client Portal)",

@@ -14,15 +14,16 @@ MODES: tuple[str, ...] = ("dry_run", "paper", "live")
 
 PENDING = "pending"  # written, provably never sent
 SUBMITTED = "submitted"  # POST sent or in flight: outcome unknown until the broker says otherwise
+UNKNOWN = "unknown"  # the answer was lost or malformed after the gateway may have accepted it: reconcile by cOID
 ACKNOWLEDGED = "acknowledged"  # the broker has it (working, maybe partly filled)
 FILLED = "filled"
 CANCELLED = "cancelled"
 REJECTED = "rejected"  # refused by the broker (4xx on placement, or status Inactive)
 FAILED = "failed"  # given up without a broker order (see last_error); never resubmitted automatically
 SIMULATED = "simulated"  # dry_run: recorded with the price it would have used, never sent
-STATUSES = (PENDING, SUBMITTED, ACKNOWLEDGED, FILLED, CANCELLED, REJECTED, FAILED, SIMULATED)
+STATUSES = (PENDING, SUBMITTED, UNKNOWN, ACKNOWLEDGED, FILLED, CANCELLED, REJECTED, FAILED, SIMULATED)
 TERMINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED, SIMULATED})
-UNRESOLVED = frozenset({PENDING, SUBMITTED})  # must be matched against the broker before any resubmission
+UNRESOLVED = frozenset({PENDING, SUBMITTED, UNKNOWN})  # must be matched against the broker before any resubmission
 
 # IBKR documents no cOID length limit (ibkr-cp-api.md §8.6 says only "free-form, unique within 24 h"), so
 # stay short and plain: "oi" + 20 hex chars (80 bits of SHA-256) = 22 ASCII characters.

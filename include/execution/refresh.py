@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from include.execution import ledger
 from include.execution.broker import Broker, BrokerView, match_at_broker, poll_status, record_executions
-from include.execution.models import ACKNOWLEDGED, SUBMITTED, IntentRecord
+from include.execution.models import ACKNOWLEDGED, SUBMITTED, UNKNOWN, IntentRecord
 
 log = logging.getLogger("include.execution")
 
@@ -17,8 +17,8 @@ def refresh_intents(
     dsn: str, broker: Broker, *, dag_id: str | None = None, run_id: str | None = None,
     intent_ids: Sequence[str] | None = None, with_executions: bool = True,
 ) -> list[IntentRecord]:
-    """Update the paper/live intents still ``submitted``/``acknowledged`` for the broker's account (optionally
-    one run's or a list of ids) and return them as they are now. One live-orders read matches them by cOID;
+    """Update the paper/live intents still ``submitted``/``unknown``/``acknowledged`` for the broker's account
+    (optionally one run's or a list of ids) and return them as they are now. One live-orders read matches them by cOID;
     orders no longer listed there are asked by id; ``with_executions`` also records each execution as a fill
     event (one paced ``/iserver/account/trades`` call). Broker errors propagate; nothing is ever submitted."""
     from include.ibkr import errors as E
@@ -29,7 +29,7 @@ def refresh_intents(
         account = broker.account_id
         intents = [
             i for i in ledger.load_intents(conn, intent_ids, dag_id=dag_id, run_id=run_id,
-                                           statuses=(SUBMITTED, ACKNOWLEDGED))
+                                           statuses=(SUBMITTED, UNKNOWN, ACKNOWLEDGED))
             if i.mode != "dry_run" and i.account_id == account
         ]  # fmt: skip
         if not intents:

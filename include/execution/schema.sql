@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS trading.order_intents (
     ref_price        numeric CHECK (ref_price > 0),
     mode             text NOT NULL CHECK (mode IN ('dry_run', 'paper', 'live')),
     account_id       text,
-    status           text NOT NULL CHECK (status IN ('pending', 'submitted', 'acknowledged', 'filled',
+    status           text NOT NULL CHECK (status IN ('pending', 'submitted', 'unknown', 'acknowledged', 'filled',
                                                      'cancelled', 'rejected', 'failed', 'simulated')),
     broker_order_id  text,
     broker_status    text,

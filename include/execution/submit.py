@@ -1,6 +1,6 @@
 """Sending one intent: ``submitted`` is committed before the POST, the acknowledgement after it; a failed
-POST is classified by what it proves (never sent -> ``pending``, maybe sent -> ``submitted``, refused ->
-``rejected``/``failed``)."""
+POST is classified by what it proves (never sent -> ``pending``, maybe taken by the gateway -> ``unknown``,
+refused -> ``rejected``/``failed``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from include.execution import ledger
 from include.execution.broker import Broker, ledger_status
 from include.execution.errors import IntentFailure
-from include.execution.models import FAILED, PENDING, REJECTED, SUBMITTED, IntentRecord
+from include.execution.models import FAILED, PENDING, REJECTED, SUBMITTED, UNKNOWN, IntentRecord
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -36,7 +36,7 @@ def submit_one(
     ``submitted``, which is the truth until the caller classifies the error."""
     request = order_request(intent)
     why = ("resubmitting: the broker's live orders and executions show no order with this cOID"
-           if resubmission else "sending")
+           if resubmission or intent.status == UNKNOWN else "sending")  # an earlier attempt's lost answer
     intent = ledger.transition(conn, intent, SUBMITTED, try_number=try_number,
                                message=f"{why} (cOID {intent.coid}, account {intent.account_id})")
     ack = broker.place_order(request)
@@ -55,6 +55,14 @@ def classify(exc: IBKRError) -> tuple[str, bool]:
 
     from include.ibkr import errors as E
 
+    if isinstance(exc, E.OrderQuestionRefusedError):
+        # A warning outside the accepted list: the client answered "no", so IBKR holds no order for this one.
+        return REJECTED, False
+    if exc.after_acceptance:
+        # The gateway had taken the placement (it asked a question) when this error came, whatever its kind (a 4xx,
+        # 401, 5xx, a lost or malformed answer to the reply): the order may be live. Never "rejected"; stop, and a
+        # retry matches it by cOID before anything is resent.
+        return UNKNOWN, True
     # Refused at the gateway before IBKR saw the order (401, no bridge, competing session, not primed, 429 after
     # the client's own retries): never placed, and every following order would hit the same wall.
     if isinstance(exc, E.NotAuthenticatedError | E.NoBridgeError | E.CompetingSessionError | E.NotPrimedError
@@ -62,15 +70,15 @@ def classify(exc: IBKRError) -> tuple[str, bool]:
         return PENDING, True
     if isinstance(exc, E.GatewayUnreachableError):
         unsent = isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-        return (PENDING if unsent else SUBMITTED), True
+        return (PENDING if unsent else UNKNOWN), True  # a read timeout: the answer was lost, maybe after IBKR acted
     if isinstance(exc, E.OrderNotConfirmedError):
-        # The question chain broke off (expired reply id, too many questions): no order, but the cOID is
-        # registered at IBKR, so the same id cannot simply be sent again.
+        # The client gave up on the question chain (too many questions, the last one declined): no order, but the
+        # cOID is registered at IBKR, so the same id cannot simply be sent again.
         return FAILED, False
     if isinstance(exc, E.OrderRejectedError | E.BadRequestError | E.UnknownSymbolError):
-        return REJECTED, False  # a 4xx about this order: it was refused, the next one may be fine
+        return REJECTED, False  # a 4xx on the first POST, before any question or order id: refused
     # 5xx, malformed answers, anything else: the order may exist. Stop; a retry reconciles by cOID first.
-    return SUBMITTED, True
+    return UNKNOWN, True
 
 
 def failure_of(intent: IntentRecord, exc: IBKRError, message: str | None = None) -> IntentFailure:

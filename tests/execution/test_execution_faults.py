@@ -92,9 +92,9 @@ def test_ack_lost_after_the_broker_took_the_order(clean_db, sim, client, where):
     err = _fail([plan("TSLA"), plan("NVDA")], run, clean_db, client)
     text = str(err)
     assert f"BUY TSLA intent {plan('TSLA').intent_id(run)}: GatewayServerError (HTTP 503" in text
-    assert "Service Unavailable" in text and "ledger status 'submitted'" in text
+    assert "Service Unavailable" in text and "ledger status 'unknown'" in text
     assert "BUY NVDA" in text and "NotAttempted" in text and "stopped at the first gateway-wide problem" in text
-    assert _status(clean_db, run.run_id) == {"TSLA": "submitted", "NVDA": "pending"}
+    assert _status(clean_db, run.run_id) == {"TSLA": "unknown", "NVDA": "pending"}
     assert len(book(sim)["orders"]) == 1  # the gateway did place TSLA
     posts = order_posts(sim)
     with make_client(sim) as retry_client:
@@ -111,12 +111,12 @@ def test_5xx_before_placement_is_reconciled_then_resubmitted_once(clean_db, sim,
     run = run_ctx("5xx-1")
     err = _fail([plan("TSLA")], run, clean_db, client)
     assert "HTTP 500" in str(err) and "internal error" in str(err) and err.failures[0].http_status == 500
-    assert _status(clean_db, "5xx-1") == {"TSLA": "submitted"} and book(sim)["orders"] == []
+    assert _status(clean_db, "5xx-1") == {"TSLA": "unknown"} and book(sim)["orders"] == []  # the client can't tell
     report = execute_intents([plan("TSLA")], run_ctx("5xx-1", try_number=2), dsn=clean_db, broker=client)
     assert report.reconciled == [] and report.submitted == [plan("TSLA").intent_id(run)]
     assert orders_by_coid(sim) == {plan("TSLA").intent_id(run): 1}
     events = rows(clean_db, "SELECT status, kind, message FROM trading.order_events ORDER BY event_id")
-    assert [e[:2] for e in events] == [("pending", "status"), ("submitted", "status"), ("submitted", "error"),
+    assert [e[:2] for e in events] == [("pending", "status"), ("submitted", "status"), ("unknown", "error"),
                                        ("submitted", "status"), ("acknowledged", "status"), ("filled", "fill")]
     assert "resubmitting: the broker's live orders and executions show no order" in events[3][2]
 
@@ -156,7 +156,7 @@ def test_timeout_after_placement_is_reconciled_not_resubmitted(clean_db, sim):
     with make_client(sim, timeout=1.0) as impatient:
         err = _fail([plan("TSLA")], run, clean_db, impatient)
     assert "GatewayUnreachableError" in str(err) and "ReadTimeout" in str(err) and "may have reached IBKR" in str(err)
-    assert _status(clean_db, "timeout-1") == {"TSLA": "submitted"}
+    assert _status(clean_db, "timeout-1") == {"TSLA": "unknown"}
     posts = order_posts(sim)
     with make_client(sim) as client:
         report = execute_intents([plan("TSLA")], run_ctx("timeout-1", try_number=2), dsn=clean_db, broker=client)
@@ -170,7 +170,8 @@ def test_broken_question_chain_is_not_resubmitted_under_the_same_cOID(clean_db, 
     run = run_ctx("chain-1")
     coid = plan("TSLA").intent_id(run)
     err = _fail([plan("TSLA")], run, clean_db, client)
-    assert err.failures[0].http_status == 401 and _status(clean_db, "chain-1") == {"TSLA": "pending"}
+    # The gateway holds the placement (it asked): an error of the reply step leaves the intent unknown.
+    assert err.failures[0].http_status == 401 and _status(clean_db, "chain-1") == {"TSLA": "unknown"}
     # IBKR registered the cOID with the unanswered question: the retry looks, finds no order, gets the
     # duplicate-cOID refusal and stops there instead of inventing a new id.
     err = _fail([plan("TSLA")], run_ctx("chain-1", try_number=2), clean_db, client)
@@ -181,6 +182,69 @@ def test_broken_question_chain_is_not_resubmitted_under_the_same_cOID(clean_db, 
     again = execute_intents([plan("TSLA")], run_ctx("chain-1", try_number=3), dsn=clean_db, broker=client)
     assert again.skipped == [coid] and again.intents[0].status == "failed"  # final: reported once, not resent
     assert order_posts(sim) == posts
+
+
+def test_4xx_on_the_reply_after_the_gateway_took_the_order_is_unknown_then_reconciled(clean_db, sim, client):
+    admin(sim, "/config", {"questions": ["o163"]})  # accepted by policy: the confirmation creates the order
+    fault(sim, path=r"^/iserver/reply/", method="POST", after=True, status=400,
+          body={"error": "Order couldn't be confirmed"})  # the gateway acted, then answered 400
+    run = run_ctx("reply-400")
+    tsla = plan("TSLA").intent_id(run)
+    err = _fail([plan("TSLA"), plan("NVDA")], run, clean_db, client)
+    first = err.failures[0]
+    assert (first.symbol, first.http_status, first.error_type, first.ledger_status) == (
+        "TSLA", 400, "OrderRejectedError", "unknown")
+    assert "couldn't be confirmed" in str(err) and "NotAttempted" in str(err)  # stopped: it may be live
+    assert _status(clean_db, run.run_id) == {"TSLA": "unknown", "NVDA": "pending"}  # never "rejected"
+    assert orders_by_coid(sim) == {tsla: 1}  # ... because it is in the broker's book
+    posts = order_posts(sim)
+    with make_client(sim) as retry_client:
+        report = execute_intents([plan("TSLA"), plan("NVDA")], run_ctx(run.run_id, try_number=2), dsn=clean_db,
+                                 broker=retry_client)
+    assert report.reconciled == [tsla] and report.submitted == [plan("NVDA").intent_id(run)]
+    assert order_posts(sim) == posts + 1  # only NVDA was sent
+    assert orders_by_coid(sim) == {tsla: 1, plan("NVDA").intent_id(run): 1}
+    assert _status(clean_db, run.run_id) == {"TSLA": "filled", "NVDA": "filled"}
+    conn = connect(clean_db)
+    events = load_events(conn, tsla)
+    conn.close()
+    assert [e["status"] for e in events] == ["pending", "submitted", "unknown", "filled"]
+    assert "not resubmitted" in events[-1]["message"]
+
+
+def test_malformed_answer_to_the_placement_is_unknown_then_reconciled(clean_db, sim, client):
+    fault(sim, path=PLACE, method="POST", after=True, malformed=True)  # placed, answer unreadable
+    run = run_ctx("malformed-1")
+    err = _fail([plan("TSLA")], run, clean_db, client)
+    assert err.failures[0].error_type == "MalformedResponseError" and err.failures[0].ledger_status == "unknown"
+    assert _status(clean_db, run.run_id) == {"TSLA": "unknown"}
+    posts = order_posts(sim)
+    report = execute_intents([plan("TSLA")], run_ctx(run.run_id, try_number=2), dsn=clean_db, broker=client)
+    assert report.reconciled == [plan("TSLA").intent_id(run)] and order_posts(sim) == posts
+    assert orders_by_coid(sim) == {plan("TSLA").intent_id(run): 1}
+    assert _status(clean_db, run.run_id) == {"TSLA": "filled"}
+
+
+def test_order_questions_are_answered_by_policy(clean_db, sim, client):
+    admin(sim, "/config", {"questions": ["o163", "o451"]})  # both on the default accepted list
+    report = execute_intents([plan("TSLA")], run_ctx("policy-1"), dsn=clean_db, broker=client)
+    assert [i.status for i in report.intents] == ["filled"]
+    acked = rows(clean_db, "SELECT message FROM trading.order_events WHERE status = 'acknowledged'")
+    assert [m for (m,) in acked if "confirmed o163, o451" in m]
+    # A question nobody listed: declined, no order at IBKR, the intent rejected with the question's text.
+    admin(sim, "/config", {"questions": ["o999"]})
+    run = run_ctx("policy-2")
+    plans = [plan("TSLA", strategy_id=2), plan("NVDA", strategy_id=2)]
+    posts = order_posts(sim)
+    err = _fail(plans, run, clean_db, client)
+    assert [f.error_type for f in err.failures] == ["OrderQuestionRefusedError"] * 2  # the batch went on
+    assert order_posts(sim) == posts + 2
+    assert _status(clean_db, run.run_id) == {"TSLA": "rejected", "NVDA": "rejected"}
+    errors = rows(clean_db, "SELECT symbol, last_error FROM trading.order_intents WHERE run_id = %s", (run.run_id,))
+    for symbol, last_error in errors:
+        assert f"BUY 3 {symbol}" in last_error and "requires confirmation (o999)" in last_error, last_error
+        assert "not on the accepted list" in last_error
+    assert {p.intent_id(run) for p in plans}.isdisjoint(orders_by_coid(sim)) and book(sim)["pending"] == []
 
 
 def test_broker_4xx_rejection_is_final_and_the_batch_goes_on(clean_db, sim, client):
