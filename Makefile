@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench scaleout dbt lint lock clean-local screenshots
+.PHONY: demo test up bench scaleout dbt airflow lint lock clean-local screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt sim/requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ screenshots: $(STAMP)
 # dbt CLI against MARKET_DB_URL (default: the embedded PostgreSQL of make demo), e.g. make dbt ARGS="test"
 dbt: $(STAMP)
 	@$(PY) -m scripts.dbt $(ARGS)
+
+# The Airflow CLI with the local stack's settings (AIRFLOW_HOME .local/airflow, metadata DB, connections, ports), e.g.
+# make airflow ARGS="dags trigger ibkr_trading_strategy --conf '{\"strategy_id\": 1, \"dry_run\": true}'"
+airflow: $(STAMP)
+	@$(PY) -m scripts.airflow_cli $(ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -10,3 +10,5 @@ from include.trading.workflow import build_trading_dag, trading_params
 
 # airflow DAG file: ibkr_trading_strategy (parameterised; no schedule)
 dag = build_trading_dag("ibkr_trading_strategy", schedule=None, params=trading_params(), doc_md=__doc__)
+# Manual only: unpaused when first created, so a trigger (UI, CLI, REST) starts a run without unpausing it first.
+dag.is_paused_upon_creation = False

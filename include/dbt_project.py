@@ -6,10 +6,17 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt" / "ibkr_market"
+
+
+# dbt-postgres and Cosmos's profile mapping insist on a password even where the server needs none (trust or peer
+# auth, e.g. postgresql://postgres@127.0.0.1:5432/market): this placeholder stands in; a server that does check
+# passwords rejects it like any wrong one.
+PLACEHOLDER_PASSWORD = "postgres"
 
 
 def dbt_env(market_db_url: str, schema: str = "analytics") -> dict[str, str]:
@@ -20,10 +27,31 @@ def dbt_env(market_db_url: str, schema: str = "analytics") -> dict[str, str]:
         "DBT_HOST": parts.hostname,
         "DBT_PORT": str(parts.port or 5432),
         "DBT_USER": unquote(parts.username or "postgres"),
-        "DBT_PASSWORD": unquote(parts.password or "postgres"),  # dbt-postgres wants one even with trust auth
+        "DBT_PASSWORD": unquote(parts.password or PLACEHOLDER_PASSWORD),
         "DBT_DBNAME": parts.path.lstrip("/") or "postgres",
         "DBT_SCHEMA": schema,
     }
+
+
+@cache
+def _password_optional_mapping() -> type:
+    from cosmos.profiles import PostgresUserPasswordProfileMapping  # Cosmos is imported only where dbt renders
+
+    class PasswordOptionalPostgresMapping(PostgresUserPasswordProfileMapping):
+        def get_dbt_value(self, name: str) -> object:
+            value = super().get_dbt_value(name)
+            return PLACEHOLDER_PASSWORD if name == "password" and not value else value
+
+    return PasswordOptionalPostgresMapping
+
+
+def postgres_profile_mapping(conn_id: str = "market_db", **profile_args: object) -> object:
+    """Cosmos's Postgres user/password profile mapping for ``conn_id``, accepting a connection without a password.
+
+    The stock mapping fails every dbt task of such a connection with "Could not find a value for secret field
+    password"; this one gives dbt ``PLACEHOLDER_PASSWORD`` instead. A password the connection has is used as is.
+    """
+    return _password_optional_mapping()(conn_id=conn_id, profile_args=profile_args)
 
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -64,7 +92,6 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
     """
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
-    from cosmos.profiles import PostgresUserPasswordProfileMapping
 
     mode, tests = ExecutionMode(execution_mode), TestBehavior(test_behavior)
     if mode not in (ExecutionMode.LOCAL, ExecutionMode.WATCHER):
@@ -81,8 +108,7 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
         "profile_config": ProfileConfig(
             profile_name=PROFILE_NAME, target_name="airflow",
             # threads as in profiles.yml, for invocations of many nodes (watcher producer, after_all tests)
-            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=conn_id,
-                                                               profile_args={"schema": "analytics", "threads": 4}),
+            profile_mapping=postgres_profile_mapping(conn_id, schema="analytics", threads=4),
         ),
         "execution_config": ExecutionConfig(execution_mode=mode, invocation_mode=InvocationMode.DBT_RUNNER),
         # Tests with several parents (relationships) run as their own task once all parents are built.

@@ -1,4 +1,8 @@
-"""``make demo``: the pipeline end to end, offline, on the embedded stack (or the configured one)."""
+"""``make demo``: the pipeline end to end, offline, on the embedded stack (or the configured one).
+
+The terminal gets one line per task and per DAG run with timings, then the summary; dbt, Cosmos, Airflow and
+Great Expectations log to ``<LOCAL_STACK_DIR>/demo.log`` (``VERBOSE=1`` shows them live instead).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,58 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from scripts.devstack import REPO, start_stack
+from scripts.devstack import LOCAL, REPO, start_stack
+from scripts.run_dags import PROGRESS_FD_ENV
 
 # ingest -> dbt (Cosmos) -> Great Expectations -> strategy 1 in dry run (outside market hours too) -> MLflow
-TRADE = {"strategy_id": 1, "symbols": ["TSLA", "NVDA"], "dry_run": True, "ignore_market_hours": True}
+SYMBOLS = ["TSLA", "NVDA"]
+TRADE = {"strategy_id": 1, "symbols": SYMBOLS, "dry_run": True, "ignore_market_hours": True}
 DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots", "market_data_models",
         f"ibkr_trading_strategy={json.dumps(TRADE)}"]
 
 
+def verbose(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    return environ.get("VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it from the repository (make runs there)."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def main() -> int:
     started = time.monotonic()
+    live = verbose()
+    log_path = LOCAL / "demo.log"
+    print(f"make demo: {', '.join(SYMBOLS)} through ingestion -> dbt (Cosmos) -> Great Expectations -> strategy 1"
+          " (dry run) -> MLflow", flush=True)
     stack = start_stack()
+    progress_fd = None
     try:
-        print("\n".join(stack.describe()), flush=True)
-        # Task logs at WARNING keep the terminal readable; failures still print their traceback.
-        # `DEMO_LOG_LEVEL=INFO make demo` shows every task log line.
-        env = {**os.environ, **stack.env,
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING")}
-        code = subprocess.call([sys.executable, "-m", "scripts.run_dags", *DAGS], cwd=REPO, env=env)
+        from include.settings import mask_url
+
+        db = "embedded PostgreSQL" if stack.postgres else "MARKET_DB_URL"
+        gateway = "simulator" if stack.simulator else "IBKR_GATEWAY_URL"
+        print(f"stack: market data {mask_url(stack.market_db_url)} ({db}), gateway {stack.gateway_url} ({gateway})",
+              flush=True)
+        env = {**os.environ, **stack.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "INFO")}
+        cmd = [sys.executable, "-m", "scripts.run_dags", *DAGS]
+        if live:
+            code = subprocess.call(cmd, cwd=REPO, env=env)
+        else:
+            print(f"logs: {shown(log_path)} (dbt, Cosmos, Airflow, GX; VERBOSE=1 shows them here)", flush=True)
+            progress_fd = os.dup(sys.stdout.fileno())  # the child's progress lines come straight to this terminal
+            with open(log_path, "w") as log:
+                code = subprocess.call(cmd, cwd=REPO, env={**env, PROGRESS_FD_ENV: str(progress_fd)},
+                                       stdout=log, stderr=subprocess.STDOUT, pass_fds=(progress_fd,))
     finally:
+        if progress_fd is not None:
+            os.close(progress_fd)
         stack.stop()
-    print(f"\ndemo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
+    tail = "" if live else f"; logs in {shown(log_path)}"
+    print(f"\ndemo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s{tail}")
     return code
 
 

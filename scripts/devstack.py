@@ -16,21 +16,73 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL = Path(os.environ.get("LOCAL_STACK_DIR", REPO / ".local"))
-PG_PORT = int(os.environ.get("EMBEDDED_PG_PORT", "54320"))
-SIM_PORT = int(os.environ.get("SIMULATOR_PORT", "5055"))
 MARKET_DB = "market"
 AIRFLOW_DB = "airflow"
 _PG_SYSTEM_USER = "pgserver"  # initdb refuses to run as root; pgserver runs postgres as this user
 # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that only warns.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Every port of the local stack, from the variables the README documents (defaults in brackets)."""
+
+    embedded_pg: int = 54320  # EMBEDDED_PG_PORT
+    simulator: int = 5055  # SIMULATOR_PORT
+    airflow: int = 8080  # AIRFLOW_PORT: API server and UI
+    mlflow: int = 5500  # MLFLOW_PORT: make up's MLflow UI
+    worker_log_server: int = 8793  # AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT: the scheduler serves task logs here
+    trigger_log_server: int = 8794  # AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT: the triggerer's logs
+
+    ENV: ClassVar[dict[str, str]] = {
+        "embedded_pg": "EMBEDDED_PG_PORT", "simulator": "SIMULATOR_PORT", "airflow": "AIRFLOW_PORT",
+        "mlflow": "MLFLOW_PORT", "worker_log_server": "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+        "trigger_log_server": "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+    }  # fmt: skip
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackPorts:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field, var in cls.ENV.items():
+            raw = (environ.get(var) or "").strip()
+            if raw:
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise ValueError(f"{var}={raw!r} is not a TCP port")
+                values[field] = int(raw)
+        return cls(**values)
+
+    def explicit(self, environ: Mapping[str, str] | None = None) -> set[str]:
+        """The fields set by a variable (the others are defaults, which make up may move off a busy port)."""
+        environ = os.environ if environ is None else environ
+        return {field for field, var in self.ENV.items() if (environ.get(var) or "").strip()}
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow}"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.simulator}/v1/api"
+
+
+_PORTS = StackPorts.from_env()
+PG_PORT = _PORTS.embedded_pg
+SIM_PORT = _PORTS.simulator
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -110,7 +162,7 @@ class EmbeddedPostgres:
 
 
 def embedded_postgres() -> EmbeddedPostgres:
-    return EmbeddedPostgres(LOCAL / "pgdata")
+    return EmbeddedPostgres(LOCAL / "pgdata", port=StackPorts.from_env().embedded_pg)
 
 
 def start_simulator(port: int = SIM_PORT, *extra_args: str) -> subprocess.Popen[bytes]:
@@ -170,8 +222,14 @@ def gateway_connection_json(gateway_url: str) -> str:
     })
 
 
-def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None) -> dict[str, str]:
-    """Environment for every Airflow process of the local stack (demo, standalone, tests)."""
+def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None,
+                ports: StackPorts | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Airflow process of the local stack (demo, standalone, the CLI, tests).
+
+    ``environ`` (default: this process's) may override the MLflow store and UI and the metadata DB.
+    """
+    environ = os.environ if environ is None else environ
+    ports = ports or StackPorts.from_env(environ)
     home = LOCAL / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = {
@@ -183,7 +241,12 @@ def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None) 
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+        "AIRFLOW__API__PORT": str(ports.airflow),
+        # Task supervisors call the API server here; left unset they call :8080 whatever the API port is, and every
+        # task dies with only "Pre Execute" in its log.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{ports.airflow_url}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports.worker_log_server),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports.trigger_log_server),
         "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
@@ -192,18 +255,37 @@ def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None) 
         "MARKET_DB_URL": market_db_url,
         "IBKR_GATEWAY_URL": gateway_url,
         # An absolute sqlite path: each task has its own cwd. include.tracking puts artifacts beside it.
-        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or mlflow_store()[0],
+        "MLFLOW_TRACKING_URI": environ.get("MLFLOW_TRACKING_URI") or mlflow_store()[0],
+        # The "MLflow run" links and make demo's summary point at make up's MLflow UI, on its port.
+        "MLFLOW_UI_URL": environ.get("MLFLOW_UI_URL") or ports.mlflow_url,
         "PYTHONPATH": str(REPO),
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-        os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         or (metadata_url.replace("postgresql://", "postgresql+psycopg2://") if metadata_url else None)
         or f"sqlite:///{home / 'airflow.db'}"
     )
     return env
+
+
+def stack_urls(ports: StackPorts | None = None, environ: Mapping[str, str] | None = None,
+               embedded: EmbeddedPostgres | None = None) -> tuple[str, str, str | None]:
+    """(market DB URL, gateway URL, metadata DB URL or None for SQLite) of the local stack, starting nothing.
+
+    A configured ``MARKET_DB_URL`` / ``IBKR_GATEWAY_URL`` wins; otherwise the embedded PostgreSQL (which also
+    holds the metadata DB) and the simulator on their ports.
+    """
+    ports = ports or StackPorts.from_env(environ)
+    environ = os.environ if environ is None else environ
+    market_db_url = environ.get("MARKET_DB_URL") or None
+    metadata_url = None
+    if not market_db_url:
+        embedded = embedded or EmbeddedPostgres(LOCAL / "pgdata", port=ports.embedded_pg)
+        market_db_url, metadata_url = embedded.dsn(MARKET_DB), embedded.dsn(AIRFLOW_DB)
+    return market_db_url, environ.get("IBKR_GATEWAY_URL") or ports.simulator_url, metadata_url
 
 
 @dataclass
@@ -234,24 +316,23 @@ class LocalStack:
             self.postgres.stop()
 
 
-def start_stack() -> LocalStack:
+def start_stack(ports: StackPorts | None = None) -> LocalStack:
+    """Start what is not configured (embedded PostgreSQL, simulator) and build the Airflow environment."""
+    ports = ports or StackPorts.from_env()
     LOCAL.mkdir(parents=True, exist_ok=True)
-    market_db_url = os.environ.get("MARKET_DB_URL")
-    gateway_url = os.environ.get("IBKR_GATEWAY_URL")
+    market_db_url, gateway_url, metadata_url = stack_urls(ports)
     postgres = simulator = None
-    metadata_url = None
     try:
-        if not market_db_url:
-            postgres = embedded_postgres().start()
+        if not os.environ.get("MARKET_DB_URL"):
+            postgres = EmbeddedPostgres(LOCAL / "pgdata", port=ports.embedded_pg).start()
             market_db_url = postgres.ensure_database(MARKET_DB)
             metadata_url = postgres.ensure_database(AIRFLOW_DB)
-        if not gateway_url:
-            simulator = start_simulator()
-            gateway_url = f"http://127.0.0.1:{SIM_PORT}/v1/api"
+        if not os.environ.get("IBKR_GATEWAY_URL"):
+            simulator = start_simulator(ports.simulator)
     except BaseException:
         stop_process(simulator)
         if postgres is not None and postgres.started_here:
             postgres.stop()
         raise
-    env = airflow_env(market_db_url, gateway_url, metadata_url)
+    env = airflow_env(market_db_url, gateway_url, metadata_url, ports)
     return LocalStack(market_db_url, gateway_url, env, postgres, simulator)

@@ -1,5 +1,7 @@
 """``make up``: Airflow (standalone, UI :8080), MLflow (UI :5500) and the IBKR simulator, in the foreground.
 
+Every port follows its variable (``AIRFLOW_PORT``, ``MLFLOW_PORT``, ``SIMULATOR_PORT``, ``EMBEDDED_PG_PORT``, the
+scheduler's and triggerer's log-server ports; see ``devstack.StackPorts``) and the banner prints the real URLs.
 Ctrl-C stops everything this command started, in order, and leaves no process behind:
 ``airflow standalone`` gets SIGINT (SIGTERM would orphan its scheduler and workers).
 """
@@ -14,26 +16,69 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, mlflow_store, start_stack
+from scripts.devstack import LOCAL, REPO, StackPorts, mlflow_store, port_open, start_stack
 
-MLFLOW_PORT = int(os.environ.get("MLFLOW_PORT", "5500"))
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # written by the simple auth manager in AIRFLOW_HOME
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def start_mlflow(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def resolve_ports(ports: StackPorts, explicit: set[str], in_use: Callable[[int], bool] = port_open,
+                  pick: Callable[[], int] = free_port) -> tuple[StackPorts, list[str]]:
+    """Refuse busy UI ports; move the log-server ports off busy defaults (a second stack, another program).
+
+    Returns the ports to use and one note per port moved. A port set by its variable is never moved.
+    """
+    for field in ("airflow", "mlflow"):
+        port = getattr(ports, field)
+        if in_use(port):
+            var = StackPorts.ENV[field]
+            raise RuntimeError(f"port {port} is in use (a running make up?): stop it, or set {var}")
+    moved, notes = {}, []
+    for field in ("worker_log_server", "trigger_log_server"):
+        port = getattr(ports, field)
+        if field not in explicit and in_use(port):
+            moved[field] = pick()
+            notes.append(f"port {port} is busy: {StackPorts.ENV[field]}={moved[field]}")
+    return replace(ports, **moved), notes
+
+
+def banner(ports: StackPorts, login: str) -> str:
+    """What make up prints once Airflow answers: every URL on its real port."""
+    lines = [
+        f" Airflow UI : {ports.airflow_url}   login: {login}",
+        f" REST API   : {ports.airflow_url}/api/v2   (token: POST {ports.airflow_url}/auth/token, see README)",
+        f" MLflow UI  : {ports.mlflow_url}",
+        f" log servers: scheduler :{ports.worker_log_server}, triggerer :{ports.trigger_log_server}",
+        " CLI        : make airflow ARGS=\"dags list\"   (this stack's settings)",
+        " Ctrl-C stops everything.",
+    ]
+    return "\n".join(["=" * 72, *lines, "=" * 72])
+
+
+def start_mlflow(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     # The same store and artifact root make demo's tasks write to directly, so the UI shows those runs.
     backend_uri, artifacts = mlflow_store()
     artifacts.mkdir(parents=True, exist_ok=True)
     log = open(LOCAL / "mlflow.log", "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
-        [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
+        [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend_uri,
          "--default-artifact-root", artifacts.as_uri(), "--workers", "1"],
         env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
@@ -41,20 +86,18 @@ def start_mlflow(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _print_login_when_ready(home: str, api_port: str, stop: threading.Event) -> None:
-    url = f"http://127.0.0.1:{api_port}"
+def _print_login_when_ready(home: str, ports: StackPorts, stop: threading.Event) -> None:
+    url = ports.airflow_url
     while not stop.wait(2):
         try:
             if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code != 200:
                 continue
         except httpx.HTTPError:
             continue
-        pw_file = Path(home) / "simple_auth_manager_passwords.json.generated"
+        pw_file = Path(home) / PASSWORDS_FILE
         login = json.loads(pw_file.read_text()) if pw_file.exists() else {}
         creds = ", ".join(f"{user} / {pw}" for user, pw in login.items()) or f"see {pw_file}"
-        print(f"\n{'=' * 72}\n Airflow UI : {url}   login: {creds}\n"
-              f" MLflow UI  : http://127.0.0.1:{MLFLOW_PORT}\n Ctrl-C stops everything.\n{'=' * 72}\n",
-              flush=True)
+        print(f"\n{banner(ports, creds)}\n", flush=True)
         return
 
 
@@ -89,24 +132,31 @@ def main() -> int:
     # then get the default disposition on exec, so `airflow standalone` can react to our SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    stack = start_stack()
+    try:
+        configured = StackPorts.from_env()
+        ports, notes = resolve_ports(configured, configured.explicit())
+        stack = start_stack(ports)
+    except (RuntimeError, ValueError) as exc:  # a busy or malformed port: say which variable to set
+        print(f"make up: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(note, flush=True)
     mlflow = airflow = None
     stop = threading.Event()
     try:
         env = {**os.environ, **stack.env,
                # `airflow standalone` starts its components as `airflow` from PATH.
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{MLFLOW_PORT}",
-               "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http",
-                                                          "host": f"http://127.0.0.1:{MLFLOW_PORT}"})}
+               "MLFLOW_TRACKING_URI": ports.mlflow_url,
+               "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http", "host": ports.mlflow_url})}
         print("\n".join(stack.describe()), flush=True)
         subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "scripts.airflow_objects"], env=env, cwd=REPO, check=True)
-        mlflow = start_mlflow(env)
+        mlflow = start_mlflow(env, ports.mlflow)
         # Its own process group, so the terminal's Ctrl-C reaches it only through us, exactly once.
         airflow = subprocess.Popen([_bin("airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True)
         threading.Thread(target=_print_login_when_ready,
-                         args=(env["AIRFLOW_HOME"], env["AIRFLOW__API__PORT"], stop), daemon=True).start()
+                         args=(env["AIRFLOW_HOME"], ports, stop), daemon=True).start()
         while (exited := _exited({"airflow standalone": airflow, "mlflow server": mlflow})) is None:
             time.sleep(0.5)
         print(f"{exited} exited on its own; stopping the rest", file=sys.stderr)
