@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import date
 
 import httpx
 
@@ -22,11 +23,13 @@ from bench.common import scratch_database, simulator_process
 COUNTS = tuple(int(n) for n in os.environ.get("BENCH_ORDER_COUNTS", "10,100").split(","))
 
 
-def _plans(contracts: list, last: dict[int, float], count: int, order_type: str) -> list:
+def _plans(contracts: list, last: dict[int, float], count: int, order_type: str, strategy: str) -> list:
     from include.execution import OrderPlan
 
+    # one decision per (strategy, symbol, session): each measured batch is its own strategy so none is a repeat
     return [
-        OrderPlan(strategy_id="bench", symbol=c.symbol, side="BUY", quantity=1, conid=c.conid,
+        OrderPlan(strategy_id=strategy, symbol=c.symbol, side="BUY", quantity=1, conid=c.conid,
+                  session_date=date.today(),
                   ref_price=last[c.conid], order_type=order_type,
                   limit_price=round(last[c.conid] * 1.01, 2) if order_type == "LMT" else None)
         for c in contracts[:count]
@@ -55,8 +58,8 @@ def main() -> None:
             httpx.post(f"{admin}/config", json={"rate_limits": pacing == "paced"}).raise_for_status()
             for count in COUNTS:
                 for order_type, questions in (("LMT", "no question"), ("MKT", "1 confirmation question")):
-                    plans = _plans(contracts, last, count, order_type)
                     run = RunContext(dag_id="bench_orders", run_id=f"{pacing}-{order_type}-{count}", mode="paper")
+                    plans = _plans(contracts, last, count, order_type, strategy=f"bench-{run.run_id}")
                     requests_before = httpx.get(f"{admin}/stats").json()["requests"]
                     t0 = time.perf_counter()
                     report = execute_intents(plans, run, dsn=dsn, broker=client)

@@ -14,17 +14,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from bench.common import scratch_database, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [int(n) for n in os.environ.get("BENCH_TRADING_SYMBOLS", "10,100").split(",")]
-STRATEGY = """
-version: 1
-strategies:
-  - id: 90
-    name: bench_rsi
+# One strategy per size: decisions are once per (strategy, symbol, session), so a second size on the same
+# strategy would find the first size's symbols already decided.
+STRATEGY_ENTRY = """
+  - id: {id}
+    name: bench_rsi_{id}
     symbols: [SYN0001]
     schedule: "@daily"
     signal: {model: rsi_mean_reversion, oversold: 49.9, overbought: 50.1, full_confidence_distance: 5}
@@ -32,6 +33,24 @@ strategies:
            max_position_notional: 1000, max_gross_exposure: 10000000, price_collar_pct: 0.2}
     mode: paper
 """
+STRATEGY = "version: 1\nstrategies:" + "".join(STRATEGY_ENTRY.format(id=90 + i) for i in range(len(SIZES)))
+
+
+def _open_market_clock() -> None:
+    """Paper orders need an open market (ignore_market_hours is refused in paper): TRADING_CLOCK and the
+    simulator's clock go one hour into the session after the last loaded bar."""
+    import httpx
+    import psycopg
+
+    from include.marketdata.calendar import MarketCalendar
+
+    with psycopg.connect(os.environ["MARKET_DB_URL"]) as conn:
+        (last,) = conn.execute("SELECT max(session_date) FROM raw.daily_bars").fetchone()
+    calendar = MarketCalendar()
+    at = calendar.session(calendar.next_session(last)).open + timedelta(hours=1)
+    os.environ["TRADING_CLOCK"] = at.isoformat()
+    clock = httpx.post(f"{os.environ['BENCH_SIM_ADMIN']}/clock", json={"now": at.isoformat(), "running": True})
+    clock.raise_for_status()
 
 
 def _child() -> None:
@@ -52,16 +71,17 @@ def _child() -> None:
     started = time.perf_counter()
     dr = bag.dags["market_data_models"].test(run_conf={"sessions": 60})
     print(f"setup: market_data_models (dbt + GX) {dr.state} in {time.perf_counter() - started:.1f} s", flush=True)
+    _open_market_clock()
     mlflow = client()
-    for n in SIZES:
+    for i, n in enumerate(SIZES):
         dag = bag.dags["ibkr_trading_strategy"]
         started = time.perf_counter()
-        dr = dag.test(run_conf={"strategy_id": 90, "symbols": symbols[:n], "dry_run": False, "mode": "paper",
-                                "ignore_market_hours": True})
+        dr = dag.test(run_conf={"strategy_id": 90 + i, "symbols": symbols[:n], "dry_run": False, "mode": "paper",
+                                "ignore_market_hours": False})
         wall = time.perf_counter() - started
         tis = {ti.task_id: ti for ti in dr.get_task_instances()}
         to_orders = (tis["place_orders"].end_date - dr.start_date).total_seconds()
-        experiment = mlflow.get_experiment_by_name("ibkr-strategy-bench_rsi")
+        experiment = mlflow.get_experiment_by_name(f"ibkr-strategy-bench_rsi_{90 + i}")
         (run,) = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.run_id = '{dr.run_id}'")
         m = run.data.metrics
         print(json.dumps({"symbols": n, "state": str(dr.state), "trigger_to_orders_s": round(to_orders, 2),
@@ -72,7 +92,7 @@ def _child() -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-trading-") as tmp, scratch_database("bench_trading") as dsn, \
-            simulator_process("--synthetic-symbols", str(max(SIZES)), "--fill-mode", "immediate") as (api, _):
+            simulator_process("--synthetic-symbols", str(max(SIZES)), "--fill-mode", "immediate") as (api, admin):
         home = Path(tmp)
         base, _, db = dsn.rpartition("/")
         if "@" in base and ":" not in base.split("//", 1)[1].split("@", 1)[0]:
@@ -83,7 +103,8 @@ def main() -> None:
                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR", "MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn,
-               "IBKR_GATEWAY_URL": api, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+               "IBKR_GATEWAY_URL": api, "BENCH_SIM_ADMIN": admin,
+               "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
                "STRATEGIES_FILE": str(home / "strategies.yaml"), "QUALITY_REPORTS_DIR": str(home / "quality"),
                "GX_ANALYTICS_ENABLED": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,15 @@ def mask_url(url: str | None) -> str | None:
     netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def mask_account(account_id: str | None) -> str | None:
+    """``DU1234567`` -> ``DU…567``: enough to tell paper from live and one account from another in logs, XCom
+    and MLflow; the full id stays where it is needed to act (the order request, the ledger)."""
+    if not account_id:
+        return account_id
+    text = str(account_id)
+    return text if len(text) <= 5 else f"{text[:2]}…{text[-3:]}"
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:
@@ -141,11 +151,19 @@ class Settings:
     ml_model_name: str | None = None  # ML_MODEL_NAME: registered model of the ml strategy
     ml_experiment: str | None = None  # ML_EXPERIMENT: training runs
     git_sha: str | None = None  # GIT_SHA: the image's commit (no .git in the image)
+    trading_clock: datetime | None = None  # TRADING_CLOCK: a fixed "now" for paper tests against the simulator
     allow_live_trading: bool = False  # ALLOW_LIVE_TRADING=yes (exactly "yes": no other truthy spelling)
     allow_live_trading_raw: str | None = field(default=None, repr=False)
 
+    def now(self) -> datetime:
+        """The trading clock: TRADING_CLOCK when set (paper and dry runs against the simulator), else UTC now."""
+        return self.trading_clock or datetime.now(UTC)
+
     def require_live_opt_in(self, mode: str, where: str = "") -> None:
         """Raise ``LiveTradingNotAllowed`` for mode ``live`` unless ALLOW_LIVE_TRADING=yes; call before any order."""
+        if mode == "live" and self.trading_clock is not None:
+            raise LiveTradingNotAllowed(f"{where + ': ' if where else ''}TRADING_CLOCK is set (a simulated clock for "
+                                        "tests): live trading runs on the real clock only; unset it")
         if mode == "live" and not self.allow_live_trading:
             prefix = f"{where}: " if where else ""
             raise LiveTradingNotAllowed(
@@ -222,10 +240,23 @@ class Settings:
             "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
             "quality_max_daily_move": _float("QUALITY_MAX_DAILY_MOVE", 0.4),
             **{name.lower(): env.get(name) or None for name in PLAIN_ENV_VARS},
+            "trading_clock": _clock(env.get("TRADING_CLOCK")),
             "allow_live_trading": (env.get(LIVE_OPT_IN_ENV) or "").strip().lower() == "yes",
             "allow_live_trading_raw": env.get(LIVE_OPT_IN_ENV),
         }
         return cls(**values)
+
+
+def _clock(raw: str | None) -> datetime | None:
+    if not raw or not raw.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"TRADING_CLOCK={raw!r} is not an ISO timestamp (e.g. 2026-12-03T15:00:00Z)") from None
+    if at.tzinfo is None:
+        raise SettingsError(f"TRADING_CLOCK={raw!r} needs a timezone (e.g. a trailing Z for UTC)")
+    return at.astimezone(UTC)
 
 
 def gateway_url_from_connection(conn: Any) -> tuple[str, dict[str, Any]]:

@@ -36,7 +36,7 @@ def risk_veto_alert(
     each symbol, side and reason; None (nothing sent) when no order was vetoed."""
     from include.alerts import send_alert
 
-    vetoed = [d for d in decisions if d.get("status") == "vetoed" and d.get("action") != "HOLD"]
+    vetoed = [d for d in decisions if d.get("status") == "vetoed"]  # HOLDs are only vetoed for bad data
     if not vetoed:
         return None
     items = [{"symbol": d["symbol"], "action": d["action"], "confidence": d.get("confidence"),
@@ -65,3 +65,27 @@ def protection_alerts(events: Iterable[Mapping[str, Any]], *, strategy: Any, mod
                        dag_id=dag_id, run_id=run_id)
         except Exception:  # the alert must not stop the risk assessment; the event is recorded either way
             log.exception("could not send the protection_triggered alert")
+
+
+def order_alerts(report: Any, failure: Any, *, dag_id: str, run_id: str, strategy: str, mode: str) -> None:
+    """One ``order_rejected`` alert (critical) per intent of this run that ended rejected, failed or unknown, and
+    one ``order_vetoed`` alert (warning) per intent the re-check at submission refused; a retried or cleared task
+    does not repeat an alert this DAG run already delivered. Never raises."""
+    from include.alerts import send_alert
+    from include.alerts.models import ORDER_REJECTED, ORDER_VETOED
+
+    try:
+        by_id = {i.intent_id: i for i in report.intents}
+        items = [(ORDER_REJECTED, "critical", f"{f.side} {f.symbol} (intent {f.intent_id}) {f.ledger_status}: "
+                  f"{f.message}", {"intent_id": f.intent_id, "error_type": f.error_type, "http": f.http_status})
+                 for f in (failure.failures if failure is not None else [])]
+        items += [(ORDER_VETOED, "warning", f"{by_id[i].side} {by_id[i].symbol} (intent {i}) not sent: {why}",
+                   {"intent_id": i}) for i, why in report.vetoed.items() if i in by_id]
+        for event, severity, text, details in items:
+            summary = f"{event.replace('_', ' ')} in {dag_id} (strategy {strategy}, mode {mode}): {text}"
+            if _already_delivered(event, dag_id, run_id, summary):
+                continue
+            send_alert(event, summary, details={"strategy": strategy, "mode": mode, **details}, severity=severity,
+                       dag_id=dag_id, run_id=run_id)
+    except Exception:  # an alert must never break the order path
+        log.exception("could not send the order alerts of %s %s", dag_id, run_id)

@@ -18,6 +18,8 @@ RISK_VETO = "risk_veto"
 RECONCILIATION_MISMATCH = "reconciliation_mismatch"
 GATEWAY_UNHEALTHY = "gateway_unhealthy"
 PROTECTION_TRIGGERED = "protection_triggered"
+ORDER_REJECTED = "order_rejected"  # an intent rejected, failed or left unknown: the task fails too
+ORDER_VETOED = "order_vetoed"  # refused by the re-check right before submission (never sent)
 
 DISCORD_CONTENT_LIMIT = 2000  # Discord rejects longer `content`
 SOURCE = "ibkr-airflow"

@@ -55,6 +55,9 @@ class TaskFailureNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         from include.alerts import send_alert
 
+        if getattr(context.get("exception"), "alerted", False):  # the task already sent its specific alerts
+            self.log.info("task failure alert not sent: the task alerted on this failure itself")
+            return
         try:
             d = task_failure_details(context)
         except Exception:

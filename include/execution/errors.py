@@ -44,6 +44,7 @@ _NEXT = {
     "before any resubmission",
     "unknown": "the gateway may have accepted it (answer lost or malformed): a retry matches it by cOID first",
     "acknowledged": "the broker holds the order",
+    "vetoed": "never sent: the re-check at submission refused it",
     "rejected": "final, not resubmitted",
     "failed": "final, not resubmitted (check the account in TWS/Client Portal)",
 }
@@ -63,3 +64,8 @@ class OrderExecutionError(ExecutionError):
             lines.append("  submission stopped at the first gateway-wide problem (IBKR: place the next order "
                          "only once the previous one is acknowledged); the remaining orders stay pending")
         super().__init__("\n".join(lines))
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry can help: some order never reached a final answer (pending, submitted, unknown)."""
+        return any(f.ledger_status in ("pending", "submitted", "unknown") for f in self.failures)

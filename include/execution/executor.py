@@ -1,6 +1,7 @@
-"""``execute_intents``: record every approved order in the ledger first, then simulate it (dry_run) or send it
-to the gateway with its intent id as cOID (paper/live), never twice: anything a previous attempt may have
-sent is matched against the broker's live orders and executions by cOID before a resubmission."""
+"""``execute_intents``: one decision per (strategy, symbol, session, mode) recorded in the ledger first, re-checked
+right before it is sent (a ``SubmissionGate`` in the claiming transaction), then simulated (dry_run) or sent with
+its intent id as cOID (paper/live), never twice: anything an earlier attempt may have sent is matched against the
+broker's live orders and executions by cOID before a resubmission."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from include.execution import ledger
 from include.execution.broker import Broker, BrokerView, match_at_broker, poll_status
@@ -25,7 +26,9 @@ from include.execution.models import (
     SIMULATED,
     SUBMITTED,
     TERMINAL,
+    UNKNOWN,
     UNRESOLVED,
+    VETOED,
     IntentRecord,
     OrderPlan,
     RunContext,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger("include.execution")
+_LOUD = (REJECTED, FAILED, UNKNOWN)  # an intent of this run left in one of these fails the task, on every attempt
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,24 @@ class ExecutionReport:
     intents: list[IntentRecord]
     submitted: list[str] = field(default_factory=list)  # POSTed by this call
     reconciled: list[str] = field(default_factory=list)  # found at the broker by cOID: not resubmitted
-    skipped: list[str] = field(default_factory=list)  # already acknowledged/final before this call
+    skipped: list[str] = field(default_factory=list)  # decided by another run earlier in the session
     simulated: list[str] = field(default_factory=list)  # dry_run rows written by this call
+    vetoed: dict[str, str] = field(default_factory=dict)  # intent id -> why the re-check at submission refused it
     elapsed_s: float = 0.0
 
     def counts(self) -> dict[str, int]:
         by_status: dict[str, int] = {}
         for intent in self.intents:
             by_status[intent.status] = by_status.get(intent.status, 0) + 1
-        return {"submitted": len(self.submitted), "reconciled": len(self.reconciled),
-                "skipped": len(self.skipped), "simulated": len(self.simulated), **by_status}
+        return {"submitted": len(self.submitted), "reconciled": len(self.reconciled), "skipped": len(self.skipped),
+                "simulated": len(self.simulated), "vetoed_at_submission": len(self.vetoed), **by_status}
+
+
+class SubmissionGate(Protocol):
+    """The re-check right before an intent is claimed, inside the claiming transaction (``cur``): returns why the
+    intent must not go out (trading state, market hours, quote, data quality, position), or None."""
+
+    def __call__(self, cur: Any, intent: IntentRecord) -> str | None: ...
 
 
 def check_live_allowed(run: RunContext, env: Mapping[str, str] | None = None) -> None:
@@ -67,15 +79,18 @@ def check_live_allowed(run: RunContext, env: Mapping[str, str] | None = None) ->
 
 def execute_intents(
     plans: Sequence[OrderPlan], run: RunContext, *, dsn: str, broker: Broker | None = None,
-    env: Mapping[str, str] | None = None, settle_polls: int = 1, settle_interval_s: float = 0.5,
-    lock_timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None, gate: SubmissionGate | None = None, settle_polls: int = 1,
+    settle_interval_s: float = 0.5, lock_timeout_s: float = 300.0,
 ) -> ExecutionReport:
-    """Record and execute approved orders, idempotently per (dag_id, run_id, strategy, symbol, side).
+    """Record and execute approved orders, one decision per (strategy, symbol, session, mode).
 
-    dry_run: rows become ``simulated`` (with ref/limit price); ``broker`` is not used at all.
-    paper/live: rows are committed as ``pending`` before any POST, sent with cOID = intent id, then polled
-    ``settle_polls`` times for status/fills (``refresh_intents`` does the rest later). Raises
-    ``OrderExecutionError`` (with ``.report``) if any order could not be placed, after handling the others.
+    A decision another run already recorded for its session is not taken again (``skipped``); one this run left
+    unresolved is matched at the broker by cOID, then resumed. ``gate`` re-checks each intent in the transaction
+    that claims it; a refusal leaves it ``vetoed`` (never sent; a later run may take it up). dry_run: intents
+    become ``simulated`` and ``broker`` is not used. paper/live: intents are committed ``pending`` before any POST,
+    sent with cOID = intent id, then polled ``settle_polls`` times. Nothing approved: nothing happens, any mode.
+    Raises ``OrderExecutionError`` (with ``.report``) when an intent of this run is rejected, failed or unknown,
+    on every attempt, after handling the others.
     """
     started = time.monotonic()
     check_live_allowed(run, env)
@@ -84,33 +99,34 @@ def execute_intents(
         intent_id = plan.intent_id(run)
         if intent_id in by_id:
             raise IntentConflictError(
-                f"two approved orders for {plan.side} {plan.symbol} in strategy {plan.strategy_id} of run "
-                f"{run.run_id}: an intent is one order per (strategy, symbol, side)"
+                f"two approved orders for {plan.symbol} in strategy {plan.strategy_id} for session "
+                f"{plan.session_date}: a strategy takes one decision per symbol and session"
             )
         by_id[intent_id] = plan
+    if not by_id:
+        return ExecutionReport(run.mode, [], elapsed_s=round(time.monotonic() - started, 3))
     if run.mode != "dry_run" and broker is None:
-        raise ValueError(f"mode {run.mode!r} needs a broker client")
+        raise ValueError(f"mode {run.mode!r} needs a broker client to send {len(by_id)} order(s)")
     conn = ledger.connect(dsn)
-    failures: list[IntentFailure] = []
-    stopped = False
     try:
         ledger.ensure_schema(conn)
-        with ledger.run_lock(conn, run.dag_id, run.run_id, lock_timeout_s):
+        with ledger.submission_lock(conn, run.mode, lock_timeout_s):
             existing = {i.intent_id: i for i in ledger.load_intents(conn, list(by_id))}
             _check_conflicts(existing.values(), run)
-            if run.mode == "dry_run":
-                report = _simulate(conn, by_id, existing, run)
-            else:
-                assert broker is not None
-                submission = _Submission(conn, broker, run, by_id, existing, settle_polls, settle_interval_s)
-                report = submission.run()
-                failures, stopped = submission.failures, submission.stopped
+            for intent_id, intent in list(existing.items()):
+                if intent.status == VETOED:  # never sent: this run takes the decision up again
+                    existing.pop(intent_id)
+                    ledger.rearm(conn, intent, by_id[intent_id], run)
+            submission = _Submission(conn, None if run.mode == "dry_run" else broker, run, by_id, existing, gate,
+                                     settle_polls, settle_interval_s)  # dry_run never touches the broker
+            report = submission.run()
     finally:
         conn.close()
     report = replace(report, elapsed_s=round(time.monotonic() - started, 3))
     log.info("%s run %s: %s in %.2f s", run.dag_id, run.run_id, report.counts(), report.elapsed_s)
-    if failures:
-        raise OrderExecutionError(failures, attempted=len(by_id), stopped_early=stopped, report=report)
+    if submission.failures:
+        raise OrderExecutionError(submission.failures, attempted=len(by_id), stopped_early=submission.stopped,
+                                  report=report)
     return report
 
 
@@ -118,21 +134,9 @@ def _check_conflicts(existing: Iterable[IntentRecord], run: RunContext) -> None:
     for intent in existing:
         if intent.mode != run.mode:
             raise IntentConflictError(
-                f"intent {intent.intent_id} ({intent.side} {intent.symbol}) of run {run.run_id} was recorded in "
-                f"mode {intent.mode!r}; this attempt runs in {run.mode!r}. A run keeps one mode: trigger a new "
-                "run to trade it differently. Nothing was sent"
+                f"intent {intent.intent_id} ({intent.side} {intent.symbol}) was recorded in mode {intent.mode!r}; "
+                f"this attempt runs in {run.mode!r}. Nothing was sent"
             )
-
-
-def _simulate(conn: PgConnection, by_id: dict[str, OrderPlan], existing: dict[str, IntentRecord],
-              run: RunContext) -> ExecutionReport:
-    rows = [(plan, intent_id, SIMULATED, {}) for intent_id, plan in by_id.items() if intent_id not in existing]
-    inserted = ledger.insert_intents(conn, run, rows)
-    intents = _in_order(ledger.load_intents(conn, list(by_id)), by_id)
-    for intent in intents:
-        log.info("dry_run: %s recorded as simulated (ref price %s)", intent.describe(), intent.ref_price)
-    skipped = [i for i in by_id if i not in inserted]
-    return ExecutionReport(run.mode, intents, simulated=sorted(inserted, key=list(by_id).index), skipped=skipped)
 
 
 def _in_order(intents: list[IntentRecord], by_id: dict[str, OrderPlan]) -> list[IntentRecord]:
@@ -141,41 +145,64 @@ def _in_order(intents: list[IntentRecord], by_id: dict[str, OrderPlan]) -> list[
 
 
 class _Submission:
-    """One paper/live execution attempt under the run lock."""
+    """One execution attempt under the submission lock."""
 
-    def __init__(self, conn: PgConnection, broker: Broker, run: RunContext, by_id: dict[str, OrderPlan],
-                 existing: dict[str, IntentRecord], settle_polls: int, settle_interval_s: float) -> None:
+    def __init__(self, conn: PgConnection, broker: Broker | None, run: RunContext, by_id: dict[str, OrderPlan],
+                 existing: dict[str, IntentRecord], gate: SubmissionGate | None, settle_polls: int,
+                 settle_interval_s: float) -> None:
         self.conn, self.broker, self.ctx, self.by_id, self.existing = conn, broker, run, by_id, existing
-        self.settle_polls, self.settle_interval_s = settle_polls, settle_interval_s
+        self.gate, self.settle_polls, self.settle_interval_s = gate, settle_polls, settle_interval_s
         self.submitted: list[str] = []
         self.reconciled: list[str] = []
+        self.simulated: list[str] = []
+        self.vetoed: dict[str, str] = {}
         self.failures: list[IntentFailure] = []
         self.stopped = False
 
+    def _mine(self, intent: IntentRecord) -> bool:
+        return intent.dag_id == self.ctx.dag_id and intent.run_id == self.ctx.run_id
+
     def run(self) -> ExecutionReport:
-        account = self.broker.account_id
-        if self.ctx.mode == "paper" and not account.upper().startswith("DU"):
-            raise ExecutionError(
-                f"mode 'paper' but the gateway's account {account[:2]}*** is not a paper (DU...) account: "
-                "nothing was recorded or sent. Log the gateway in with the paper user, or use mode 'live'"
-            )
+        account = None
+        if self.broker is not None:
+            account = self.broker.account_id
+            if self.ctx.mode == "paper" and not account.upper().startswith("DU"):
+                raise ExecutionError(
+                    f"mode 'paper' but the gateway's account {account[:2]}*** is not a paper (DU...) account: "
+                    "nothing was recorded or sent. Log the gateway in with the paper user, or use mode 'live'"
+                )
         self._record_new(account)
         intents = _in_order(ledger.load_intents(self.conn, list(self.by_id)), self.by_id)
-        skipped = [i.intent_id for i in intents if i.intent_id in self.existing and i.status not in UNRESOLVED]
+        skipped = []
         for intent in intents:
-            if intent.intent_id in skipped and intent.status in (REJECTED, FAILED):
-                log.warning("%s ended %s in an earlier attempt (%s); not resent", intent.describe(), intent.status,
-                            intent.last_error or intent.broker_status)
-        intents = self._reconcile(intents)
-        final: list[IntentRecord] = []
-        for intent in intents:
-            if intent.status in UNRESOLVED:
-                intent = self._submit(intent)
-            final.append(intent)
-        final = self._settle(final)
-        return ExecutionReport(self.ctx.mode, final, self.submitted, self.reconciled, skipped)
+            if intent.intent_id not in self.existing:
+                continue
+            if not self._mine(intent):  # another run (or DAG) took this session's decision: not taken again
+                skipped.append(intent.intent_id)
+                log.info("%s: already decided for session %s by %s run %s (%s); not taken again",
+                         intent.describe(), intent.session_date, intent.dag_id, intent.run_id, intent.status)
+            elif intent.status in (REJECTED, FAILED):  # an earlier attempt of this run: still a failure
+                skipped.append(intent.intent_id)
+                self.failures.append(IntentFailure(
+                    intent.symbol, intent.side, intent.intent_id, intent.status, "EarlierAttempt",
+                    f"ended {intent.status} in an earlier attempt: {intent.last_error or intent.broker_status}",
+                ))  # fmt: skip
+            elif intent.status not in UNRESOLVED:
+                skipped.append(intent.intent_id)
+        if self.ctx.mode == "dry_run":
+            final = [self._simulate(i) if i.status == PENDING and i.intent_id not in skipped else i for i in intents]
+        else:
+            final = []
+            for intent in self._reconcile([i for i in intents if i.intent_id not in skipped]):
+                if intent.status in UNRESOLVED:
+                    intent = self._submit(intent)
+                final.append(intent)
+            final = self._settle(final)
+            final = _in_order(final + [i for i in intents if i.intent_id in skipped], self.by_id)
+        return ExecutionReport(self.ctx.mode, final, self.submitted, self.reconciled, skipped, self.simulated,
+                               self.vetoed)
 
-    def _record_new(self, account: str) -> None:
+    def _record_new(self, account: str | None) -> None:
         """Resolve contracts and commit the new intents as ``pending`` before anything is sent."""
         from include.ibkr import errors as E
 
@@ -184,7 +211,7 @@ class _Submission:
             if intent_id in self.existing:
                 continue
             extra: dict[str, Any] = {"account_id": account}
-            if plan.conid is None:
+            if plan.conid is None and self.broker is not None:
                 try:
                     extra["conid"] = self.broker.resolve_contract(plan.symbol).conid
                 except E.UnknownSymbolError as exc:  # a bad symbol is final; session problems propagate
@@ -195,6 +222,22 @@ class _Submission:
             if status == FAILED:
                 self.failures.append(IntentFailure(plan.symbol, plan.side, intent_id, FAILED, "UnknownSymbolError",
                                                    extra["last_error"], endpoint="/iserver/secdef/search"))
+
+    def _claim(self, intent: IntentRecord, to_status: str, message: str) -> IntentRecord:
+        """Re-check and claim in one transaction; a refusal leaves the intent ``vetoed`` with the reason."""
+        claimed, reason = ledger.claim(self.conn, intent, to_status, try_number=self.ctx.try_number,
+                                       message=message, gate=self.gate)
+        if reason is not None:
+            self.vetoed[intent.intent_id] = reason
+            log.warning("%s not sent: %s", intent.describe(), reason)
+        return claimed
+
+    def _simulate(self, intent: IntentRecord) -> IntentRecord:
+        done = self._claim(intent, SIMULATED, f"dry_run: recorded as simulated (ref price {intent.ref_price})")
+        if done.status == SIMULATED:
+            self.simulated.append(intent.intent_id)
+            log.info("dry_run: %s recorded as simulated (ref price %s)", done.describe(), done.ref_price)
+        return done
 
     def _reconcile(self, intents: list[IntentRecord]) -> list[IntentRecord]:
         """Intents a previous attempt may have sent are looked up at the broker before anything is resent."""
@@ -232,9 +275,13 @@ class _Submission:
             self.failures.append(IntentFailure(intent.symbol, intent.side, intent.intent_id, intent.status,
                                                "NotAttempted", "not sent after an earlier gateway-wide error"))
             return intent
+        why = ("resubmitting: the broker's live orders and executions show no order with this cOID"
+               if intent.status != PENDING else "sending")
+        intent = self._claim(intent, SUBMITTED, f"{why} (cOID {intent.coid})")
+        if intent.status != SUBMITTED:
+            return intent  # vetoed by the re-check: never sent
         try:
-            intent = submit_one(self.conn, self.broker, intent, self.ctx.try_number,
-                                resubmission=intent.status == SUBMITTED)
+            intent = submit_one(self.conn, self.broker, intent, self.ctx.try_number, claimed=True)
         except E.DuplicateOrderError as exc:
             return self._duplicate(intent, exc)
         except E.IBKRError as exc:

@@ -1,12 +1,12 @@
 """Order-intent types: what risk approved (``OrderPlan``), where it came from (``RunContext``), the ledger row
-(``IntentRecord``), statuses, and the deterministic intent id that doubles as the IBKR cOID."""
+(``IntentRecord``), statuses, and the intent id of one decision per (strategy, symbol, session, mode) = IBKR cOID."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 Mode = Literal["dry_run", "paper", "live"]
@@ -21,8 +21,10 @@ CANCELLED = "cancelled"
 REJECTED = "rejected"  # refused by the broker (4xx on placement, or status Inactive)
 FAILED = "failed"  # given up without a broker order (see last_error); never resubmitted automatically
 SIMULATED = "simulated"  # dry_run: recorded with the price it would have used, never sent
-STATUSES = (PENDING, SUBMITTED, UNKNOWN, ACKNOWLEDGED, FILLED, CANCELLED, REJECTED, FAILED, SIMULATED)
-TERMINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED, SIMULATED})
+VETOED = "vetoed"  # never sent: the re-check right before submission refused it (HALT, market closed, stale quote)
+STATUSES = (PENDING, SUBMITTED, UNKNOWN, ACKNOWLEDGED, FILLED, CANCELLED, REJECTED, FAILED, SIMULATED, VETOED)
+TERMINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED, SIMULATED, VETOED})
+WORKING = frozenset({PENDING, SUBMITTED, UNKNOWN, ACKNOWLEDGED})  # may still trade: counted as working orders by risk
 UNRESOLVED = frozenset({PENDING, SUBMITTED, UNKNOWN})  # must be matched against the broker before any resubmission
 
 # IBKR documents no cOID length limit (ibkr-cp-api.md §8.6 says only "free-form, unique within 24 h"), so
@@ -31,9 +33,11 @@ COID_PREFIX = "oi"
 COID_HEX_CHARS = 20
 
 
-def make_intent_id(dag_id: str, run_id: str, strategy_id: str | int, symbol: str, side: str) -> str:
-    """Deterministic id of one order decision; the same run re-executed yields the same id (and cOID)."""
-    key = "\x1f".join((dag_id, run_id, str(strategy_id), symbol.strip().upper(), side.strip().upper()))
+def make_intent_id(strategy_id: str | int, symbol: str, session: date | str, mode: str) -> str:
+    """Deterministic id of the ONE order decision a strategy may take for a symbol in an exchange session and
+    mode: every run, retry, clear or other DAG of the same strategy and session yields the same id (and cOID)."""
+    day = session.isoformat() if isinstance(session, date) else str(session)
+    key = "\x1f".join((str(strategy_id), symbol.strip().upper(), day, mode))
     return COID_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:COID_HEX_CHARS]
 
 
@@ -68,9 +72,18 @@ class OrderPlan:
     limit_price: float | None = None
     tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY"
     conid: int | None = None
+    session_date: date | None = None  # the exchange session the decision is for (part of the intent id)
+    position_before: float | None = None  # the position risk sized against: held + working orders
     signal: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
     dq: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_position(self) -> float | None:
+        """The position this decision aims at: the position it was sized against, plus or minus the order."""
+        if self.position_before is None:
+            return None
+        return self.position_before + (self.quantity if self.side == "BUY" else -self.quantity)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol", self.symbol.strip().upper())
@@ -88,11 +101,14 @@ class OrderPlan:
             raise ValueError(f"{where}: a MKT order must not carry a limit_price")
 
     def intent_id(self, run: RunContext) -> str:
-        return make_intent_id(run.dag_id, run.run_id, self.strategy_id, self.symbol, self.side)
+        if self.session_date is None:
+            raise ValueError(f"order plan {self.side} {self.symbol} has no session_date: an intent is one decision "
+                             "per strategy, symbol and session")
+        return make_intent_id(self.strategy_id, self.symbol, self.session_date, run.mode)
 
     @classmethod
-    def from_decision(cls, decision: Any, *, signal: Any = None, dq: Any = None, conid: int | None = None,
-                      tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY") -> OrderPlan:
+    def from_decision(cls, decision: Any, *, session_date: date, signal: Any = None, dq: Any = None,
+                      conid: int | None = None, tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY") -> OrderPlan:
         """An approved ``include.risk.models.RiskDecision`` (duck-typed: execution does not import risk) as a
         plan: LMT at its limit price (MKT if it has none), ref price = the last price risk sized against."""
         if not getattr(decision, "approved", False) or decision.side is None or not decision.quantity:
@@ -102,7 +118,9 @@ class OrderPlan:
         return cls(
             strategy_id=decision.strategy_id, symbol=decision.symbol, side=decision.side,
             quantity=decision.quantity, ref_price=decision.last_price or limit, order_type="LMT" if limit else "MKT",
-            limit_price=limit, tif=tif, conid=conid, signal=as_dict(signal), risk=as_dict(decision), dq=as_dict(dq),
+            limit_price=limit, tif=tif, conid=conid, session_date=session_date,
+            position_before=getattr(decision, "position_before", None), signal=as_dict(signal), risk=as_dict(decision),
+            dq=as_dict(dq),
         )  # fmt: skip
 
 
@@ -133,6 +151,9 @@ class IntentRecord:
     avg_fill_price: float | None
     last_error: str | None
     mlflow_run_id: str | None
+    session_date: date | None
+    position_before: float | None
+    target_position: float | None
     signal: dict[str, Any] | None
     risk_decision: dict[str, Any] | None
     dq_verdict: dict[str, Any] | None

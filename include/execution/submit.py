@@ -31,14 +31,17 @@ def order_request(intent: IntentRecord) -> OrderRequest:
 
 def submit_one(
     conn: PgConnection, broker: Broker, intent: IntentRecord, try_number: int, *, resubmission: bool = False,
+    claimed: bool = False,
 ) -> IntentRecord:
     """POST one order (the client confirms the reply-question chain); errors propagate with the row left
-    ``submitted``, which is the truth until the caller classifies the error."""
+    ``submitted``, which is the truth until the caller classifies the error. ``claimed``: the caller already
+    moved the row to ``submitted`` (re-checked in the same transaction)."""
     request = order_request(intent)
-    why = ("resubmitting: the broker's live orders and executions show no order with this cOID"
-           if resubmission or intent.status == UNKNOWN else "sending")  # an earlier attempt's lost answer
-    intent = ledger.transition(conn, intent, SUBMITTED, try_number=try_number,
-                               message=f"{why} (cOID {intent.coid}, account {intent.account_id})")
+    if not claimed:
+        why = ("resubmitting: the broker's live orders and executions show no order with this cOID"
+               if resubmission else "sending")
+        intent = ledger.transition(conn, intent, SUBMITTED, try_number=try_number,
+                                   message=f"{why} (cOID {intent.coid})")
     ack = broker.place_order(request)
     confirmed = f"; confirmed {', '.join(ack.questions_confirmed)}" if ack.questions_confirmed else ""
     return ledger.transition(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
@@ -44,7 +44,7 @@ class MarketOpenSensor(BaseSensorOperator):
         if self.deferrable and not self._ignored() and not self.poke(context):
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-            next_open = MarketCalendar(self.exchange).next_open(datetime.now(UTC))
+            next_open = MarketCalendar(self.exchange).next_open(_now())
             self.log.info("%s closed; deferring until the next open at %s", self.exchange, next_open)
             self.defer(trigger=DateTimeTrigger(moment=next_open), method_name="execute_complete")
         return super().execute(context)
@@ -56,10 +56,17 @@ class MarketOpenSensor(BaseSensorOperator):
         if self._ignored():
             self.log.warning("market hours ignored (ignore_market_hours=%r)", self.ignore_market_hours)
             return True
-        now = datetime.now(UTC)
+        now = _now()
         calendar = MarketCalendar(self.exchange)
         if calendar.is_open(now):
             return True
         self.log.info("%s is closed at %s; next open %s", self.exchange, now.isoformat(),
                       calendar.next_open(now).isoformat())
         return False
+
+
+def _now() -> datetime:
+    """The trading clock (TRADING_CLOCK in simulator tests, else UTC now): the same one risk and submission use."""
+    from include.settings import Settings
+
+    return Settings.from_env().now()

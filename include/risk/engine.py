@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from include.risk.checks import DEFAULT_CHECKS, RiskCheck, RunTally
 from include.risk.limits import RiskLimits
-from include.risk.models import Mode, RiskContext, RiskDecision, TradingState, to_position, to_verdict
+from include.risk.models import Mode, RiskContext, RiskDecision, TradingState, Working, to_position, to_verdict
 from include.risk.sizing import propose
 from include.settings import LiveTradingNotAllowed as LiveTradingNotAllowed
 from include.settings import Settings
@@ -70,7 +70,8 @@ def build_context(*, mode: str, account_id: str | None, trading_state: TradingSt
                   last_prices: Mapping[str, float], orders_today: int, verdicts: Mapping[str, Any],
                   market_open: bool | None = None, net_liquidation: float | None = None,
                   gross_position_value: float | None = None, now: datetime | None = None,
-                  exchange: str = "XNYS") -> RiskContext:
+                  exchange: str = "XNYS", working: Mapping[str, Any] | None = None,
+                  price_notes: Mapping[str, str] | None = None) -> RiskContext:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     held = {sym.upper(): to_position(p) for sym, p in positions.items()}
@@ -81,10 +82,17 @@ def build_context(*, mode: str, account_id: str | None, trading_state: TradingSt
         gross_source = "positions x last prices"
     else:
         gross_source = "input"
+    pending = {sym.upper(): w if isinstance(w, Working) else Working.model_validate(w)
+               for sym, w in (working or {}).items()}
+    working_buys = sum(w.buy * (prices.get(s) or 0.0) for s, w in pending.items())
+    if working_buys:
+        gross_position_value += working_buys
+        gross_source += f" + working BUYs ${working_buys:,.2f}"
     is_open, open_source = _market_open(market_open, now, exchange)
     return RiskContext(
         mode=mode, account_id=account_id, trading_state=TradingState(str(trading_state).upper()),
-        market_open=is_open, market_open_source=open_source, positions=held, last_prices=prices,
+        market_open=is_open, market_open_source=open_source, positions=held, working=pending, last_prices=prices,
+        price_notes={s.upper(): why for s, why in (price_notes or {}).items()},
         orders_today=orders_today, verdicts={s.upper(): to_verdict(v) for s, v in verdicts.items()},
         net_liquidation=net_liquidation, gross_position_value=float(gross_position_value),
         gross_position_value_source=gross_source,
@@ -102,13 +110,15 @@ def assess(signals: Sequence[Signal | Mapping[str, Any]], *, limits: RiskLimits,
            orders_today: int, verdicts: Mapping[str, Any], market_open: bool | None = None,
            net_liquidation: float | None = None, gross_position_value: float | None = None,
            now: datetime | None = None, environ: Mapping[str, str] | None = None,
-           checks: Sequence[RiskCheck] = DEFAULT_CHECKS) -> RiskReport:
+           checks: Sequence[RiskCheck] = DEFAULT_CHECKS, working: Mapping[str, Any] | None = None,
+           price_notes: Mapping[str, str] | None = None) -> RiskReport:
     """Decide every signal. ``signals`` may be ``Signal`` objects or their dicts (from XCom)."""
     require_live_opt_in(mode, environ)
     ctx = build_context(mode=mode, account_id=account_id, trading_state=trading_state, positions=positions,
                         last_prices=last_prices, orders_today=orders_today, verdicts=verdicts,
                         market_open=market_open, net_liquidation=net_liquidation,
-                        gross_position_value=gross_position_value, now=now)
+                        gross_position_value=gross_position_value, now=now, working=working,
+                        price_notes=price_notes)
     parsed = [s if isinstance(s, Signal) else Signal.model_validate(s) for s in signals]
     run = RunTally()
     decisions: list[RiskDecision] = []
@@ -132,7 +142,7 @@ def assess(signals: Sequence[Signal | Mapping[str, Any]], *, limits: RiskLimits,
             **common, status="approved" if approved else "vetoed", approved=approved, side=order.side,
             quantity=order.quantity if approved else 0, limit_price=order.limit_price, last_price=order.last_price,
             notional=order.notional if approved else 0.0, reduces_position=order.reduces_position,
-            sizing=order.sizing, vetoes=vetoes, checks=results,
+            position_before=order.position_qty, sizing=order.sizing, vetoes=vetoes, checks=results,
         ))  # fmt: skip
     context = ctx.model_dump(mode="json")
     context["assessed_at"] = (now or datetime.now(UTC)).isoformat()

@@ -18,6 +18,9 @@ class RiskLimits(BaseModel):
     max_gross_exposure: float = Field(50_000.0, gt=0, description="max $ of all long positions after the order")
     max_gross_leverage: float = Field(1.0, gt=0, description="max gross exposure / net liquidation (when known)")
     price_collar_pct: float = Field(0.02, gt=0, le=0.2, description="max |price - last| / last, as a fraction")
+    max_quote_age_seconds: float = Field(
+        120.0, gt=0, description="a quote (IBKR's _updated) older than this is no price: risk and submission veto"
+    )
     limit_offset_pct: float = Field(
         0.002, ge=0, le=0.2, description="limit price distance from last (marketable limit), within the collar"
     )

@@ -28,6 +28,13 @@ class Position(_Frozen):
     avg_cost: float | None = None
 
 
+class Working(_Frozen):
+    """Shares in orders that may still trade: the broker's live orders plus intents not yet at the broker."""
+
+    buy: float = 0.0
+    sell: float = 0.0
+
+
 class QualityVerdict(_Frozen):
     verdict: VerdictLevel
     reasons: tuple[str, ...] = ()
@@ -74,7 +81,9 @@ class RiskContext(_Frozen):
     market_open: bool
     market_open_source: str  # "input" or "calendar XNYS at <time>"
     positions: dict[str, Position]
+    working: dict[str, Working] = {}
     last_prices: dict[str, float]
+    price_notes: dict[str, str] = {}  # symbol -> why it has no usable last price (no quote, stale, no timestamp)
     orders_today: int = Field(ge=0)
     verdicts: dict[str, QualityVerdict]
     net_liquidation: float | None = None
@@ -84,6 +93,16 @@ class RiskContext(_Frozen):
     def position_qty(self, symbol: str) -> float:
         position = self.positions.get(symbol)
         return position.quantity if position else 0.0
+
+    def exposure_qty(self, symbol: str) -> float:
+        """What a BUY adds to: the position plus working BUYs (so repeated BUYs cannot pile past the caps)."""
+        working = self.working.get(symbol)
+        return self.position_qty(symbol) + (working.buy if working else 0.0)
+
+    def sellable_qty(self, symbol: str) -> float:
+        """What a SELL may take: the position net of working SELLs (two SELLs cannot open a short)."""
+        working = self.working.get(symbol)
+        return self.position_qty(symbol) - (working.sell if working else 0.0)
 
 
 class OrderProposal(_Frozen):
@@ -97,7 +116,7 @@ class OrderProposal(_Frozen):
     limit_price: float | None
     quantity: int  # whole shares, 0 when it cannot be sized
     notional: float  # quantity x limit price
-    position_qty: float  # before the order
+    position_qty: float  # before the order, net of working orders (BUY: + working buys; SELL: - working sells)
     position_notional: float  # |position| x last price, before the order
     reduces_position: bool  # a SELL against a long position (never more than held)
     sizing: str  # how the quantity was derived (which dollar cap bound it)
@@ -122,6 +141,7 @@ class RiskDecision(_Frozen):
     notional: float = 0.0
     confidence: float
     reduces_position: bool = False
+    position_before: float | None = None  # the position (with working orders) the order was sized against
     sizing: str = ""
     vetoes: tuple[CheckResult, ...] = ()
     checks: tuple[CheckResult, ...] = ()  # every check run, approvals included (the audit trail)

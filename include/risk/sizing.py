@@ -40,7 +40,9 @@ def propose(signal: Signal, ctx: RiskContext, limits: RiskLimits, *, run_added_g
     side: Side = "BUY" if signal.action == "BUY" else "SELL"
     symbol = signal.symbol
     last = ctx.last_prices.get(symbol)
-    qty_held = ctx.position_qty(symbol)
+    # Working orders count: a BUY adds to the position plus working BUYs, a SELL takes from the position net of
+    # working SELLs (the broker's live orders and intents not yet there).
+    qty_held = ctx.sellable_qty(symbol) if side == "SELL" else ctx.exposure_qty(symbol)
     held_notional = abs(qty_held) * last if last else 0.0
     base = {"symbol": symbol, "side": side, "confidence": signal.confidence, "signal_price": signal.price_reference,
             "last_price": last, "position_qty": qty_held, "position_notional": round(held_notional, 2)}

@@ -55,4 +55,7 @@ def resolve_mode(conf: RunConf, strategy_mode: Mode) -> Mode:
     if mode == "dry_run":
         raise RunConfError("dry_run: false needs a mode to trade in: set mode to 'paper' (or configure the "
                            "strategy's mode)")
+    if conf.ignore_market_hours:
+        raise RunConfError(f"ignore_market_hours is for dry runs only: {mode} orders go out in exchange hours "
+                           "(drop it, or set dry_run: true)")
     return mode

@@ -1,5 +1,5 @@
-"""Task bodies of the trading DAGs: each reads the Airflow context, calls the core packages and logs to the DAG
-run's MLflow run, resumed by the id the first task created (passed through XCom; no per-process globals)."""
+"""Task bodies of the trading DAGs: typed objects in and out (``include.trading.context``); each logs to the DAG run's
+MLflow run, resumed by the id the first task created."""
 
 from __future__ import annotations
 
@@ -15,35 +15,47 @@ from pathlib import Path
 from typing import Any
 
 from include.settings import load_settings
+from include.trading.context import (
+    FeatureSet,
+    MarketView,
+    OrderOutcome,
+    Quote,
+    RiskOutcome,
+    SignalSet,
+    TradingRun,
+    finite_row,
+)
 
 log = logging.getLogger(__name__)
 MLFLOW_SECONDS_KEY = "mlflow_seconds"  # XCom: time each task spent logging (the end task totals it)
 _FAILED = {"failed", "upstream_failed"}
+_BROKER_FINAL = {"filled", "cancelled", "apicancelled", "inactive"}
 
 
 @contextmanager
-def _mlflow(context: Any, run: dict[str, Any]) -> Iterator[Any]:
+def _mlflow(context: Any, run: TradingRun) -> Iterator[Any]:
     """The run's ``RunLogger``; the time spent inside is pushed to XCom for the MLflow-share metric."""
     from include.tracking import RunLogger
 
     started = time.perf_counter()
     try:
-        yield RunLogger(run["mlflow_run_id"])
+        yield RunLogger(run.mlflow_run_id)
     finally:
         context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)
 
 
-def _charts_dir(run: dict[str, Any]) -> Path:
-    safe = f"{run['dag_id']}__{run['run_id']}".replace("/", "_").replace(":", "_")
+def _charts_dir(run: TradingRun) -> Path:
+    safe = f"{run.dag_id}__{run.run_id}".replace("/", "_").replace(":", "_")
     return Path(tempfile.gettempdir()) / "ibkr-charts" / safe
 
 
-def start_run(context: Any) -> dict[str, Any]:
-    """Validate the conf, resolve strategy and mode, open the MLflow run (experiment per strategy)."""
+def start_run(context: Any) -> TradingRun:
+    """Validate the conf, resolve strategy, mode and sessions, open the MLflow run (experiment per strategy)."""
     from include.config import get_strategy
-    from include.risk import require_live_opt_in
+    from include.marketdata.calendar import MarketCalendar
     from include.tracking import MLFLOW_RUN_ID_XCOM_KEY, context_ids, start_run
     from include.trading.conf import RunConfError, parse_conf, resolve_mode
+    from include.trading.submission import data_session, decision_session
 
     conf = parse_conf(context["params"])
     try:
@@ -53,11 +65,17 @@ def start_run(context: Any) -> dict[str, Any]:
     if not strategy.enabled:
         raise RunConfError(f"strategy {strategy.id} ({strategy.name}) is disabled in include/config/strategies.yaml")
     mode = resolve_mode(conf, strategy.mode)
-    require_live_opt_in(mode)  # live: the environment opt-in, before anything else happens
-    symbols = list(conf.symbols or strategy.symbols)
+    settings = load_settings()
+    settings.require_live_opt_in(mode, "trading run")  # live: the environment opt-in, before anything else happens
+    calendar = MarketCalendar(settings.exchange)
+    now = settings.now()
+    session = decision_session(calendar, now)
+    data = data_session(calendar, now)
+    symbols = tuple(conf.symbols or strategy.symbols)
     ids = context_ids(context)
     params = {"strategy_id": strategy.id, "strategy": strategy.name, "signal_model": strategy.signal.model,
               "symbols": ",".join(symbols), "mode": mode, "ignore_market_hours": conf.ignore_market_hours,
+              "session": session.isoformat(), "data_session": data.isoformat(),
               **{f"risk.{k}": v for k, v in strategy.risk.model_dump().items()},
               "prompt_version": getattr(strategy.signal, "prompt", None) or "n/a"}
     started = time.perf_counter()
@@ -65,12 +83,13 @@ def start_run(context: Any) -> dict[str, Any]:
                               try_number=ids["try_number"], params=params)
     context["ti"].xcom_push(key=MLFLOW_RUN_ID_XCOM_KEY, value=mlflow_run_id)
     context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)
-    return {"mlflow_run_id": mlflow_run_id, "dag_id": ids["dag_id"], "run_id": ids["run_id"],
-            "strategy_id": strategy.id, "strategy": strategy.name, "symbols": symbols, "mode": mode,
-            "ignore_market_hours": conf.ignore_market_hours, "started_at": datetime.now(UTC).isoformat()}
+    return TradingRun(dag_id=ids["dag_id"], run_id=ids["run_id"], strategy_id=strategy.id, strategy=strategy.name,
+                      mode=mode, symbols=symbols, mlflow_run_id=mlflow_run_id,
+                      ignore_market_hours=conf.ignore_market_hours, started_at=datetime.now(UTC), session=session,
+                      data_session=data)
 
 
-def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
+def validate_environment(run: TradingRun) -> dict[str, Any]:
     """Everything the run needs is configured and reachable: market DB and marts, gateway URL, LLM endpoint."""
     from include.config import get_strategy
     from include.marketdata.db import connection
@@ -85,7 +104,7 @@ def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
                                "market_data_models DAG (dbt) before trading")
     if not settings.ibkr_gateway_url:
         raise RuntimeError("no IBKR gateway configured (IBKR_GATEWAY_URL or the ibkr_default connection)")
-    strategy = get_strategy(run["strategy_id"])
+    strategy = get_strategy(run.strategy_id)
     if strategy.signal.model == "llm":
         from include.llm.connection import load_endpoint
 
@@ -98,59 +117,120 @@ def validate_environment(run: dict[str, Any]) -> dict[str, Any]:
     return {"trading_state": state.state, "trading_state_reason": state.reason}
 
 
-def fetch_market_data(run: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Fresh snapshots (stored in raw.market_snapshots) and the account: positions, net liquidation."""
+def _working_orders(dsn: str, run: TradingRun, live: list[Any]) -> dict[str, dict[str, float]]:
+    """Shares per symbol and side in orders that may still trade: the broker's live orders, plus the ledger's
+    intents not (yet) at the broker. This strategy's own decisions for the session are left out: a re-run
+    re-identifies them instead of sizing against them."""
+    from include.execution.ledger import session_decisions, working_intents
+    from include.marketdata.db import connection
+
+    with connection(dsn) as conn:
+        mine = {i.coid for i in session_decisions(conn, run.strategy_id, run.session, run.mode)}
+        pending = working_intents(conn, run.mode)
+    out: dict[str, dict[str, float]] = {}
+    at_broker = {o.coid for o in live if o.coid}
+
+    def add(symbol: str, side: str, qty: float) -> None:
+        if qty > 0:
+            book = out.setdefault(symbol, {"buy": 0.0, "sell": 0.0})
+            book[side.lower()] += qty
+
+    for order in live:
+        if order.coid in mine or not order.symbol or not order.side:
+            continue
+        if (order.status or "").replace(" ", "").lower() in _BROKER_FINAL:
+            continue
+        remaining = order.remaining_quantity
+        if remaining is None:
+            remaining = (order.total_size or 0.0) - (order.filled_quantity or 0.0)
+        add(order.symbol, order.side, float(remaining))
+    for intent in pending:
+        if intent.coid not in at_broker and intent.coid not in mine:
+            add(intent.symbol, intent.side, intent.quantity - intent.filled_quantity)
+    return out
+
+
+def fetch_market_data(run: TradingRun, context: Any) -> MarketView:
+    """Fresh snapshots (stored in raw.market_snapshots), the account's positions and working orders."""
     from include.ibkr.hook import IBKRHook
     from include.marketdata.db import connection
     from include.marketdata.ingest import ingest_snapshots
+    from include.settings import mask_account
 
     settings = load_settings()
     dsn = settings.require_market_db_url()
     started = time.perf_counter()
     with IBKRHook().get_conn(settings) as client:
         client.ensure_session()
-        ingest_snapshots(client, dsn, run["symbols"], f"{run['dag_id']}/{run['run_id']}")
-        account_id = client.account_id
-        positions = {p.symbol: {"quantity": p.quantity, "avg_cost": p.avg_cost} for p in client.positions()}
+        ingest_snapshots(client, dsn, list(run.symbols), run.label)
+        account = mask_account(client.account_id)
+        positions = {p.symbol: float(p.quantity) for p in client.positions()}
+        live = client.live_orders()
         summary = client.account_summary()
     with connection(dsn) as conn, conn.cursor() as cur:
-        cur.execute("""SELECT DISTINCT ON (symbol) symbol, last, bid, ask, captured_at FROM raw.market_snapshots
-                       WHERE symbol = ANY(%s) ORDER BY symbol, captured_at DESC""", (run["symbols"],))
-        quotes = {s: {"last": last, "bid": bid, "ask": ask, "captured_at": at.isoformat()}
-                  for s, last, bid, ask, at in cur.fetchall()}
+        cur.execute("""SELECT DISTINCT ON (symbol) symbol, to_jsonb(s) FROM raw.market_snapshots s
+                       WHERE symbol = ANY(%s) ORDER BY symbol, captured_at DESC""", (list(run.symbols),))
+        quotes = {symbol: Quote.model_validate({k: row.get(k) for k in Quote.model_fields}) for symbol, row
+                  in cur.fetchall()}
+    working = _working_orders(dsn, run, live)
     fetch_s = time.perf_counter() - started
     with _mlflow(context, run) as mlflow_log:
-        mlflow_log.log_batch(metrics={"fetch_duration_seconds": fetch_s, "symbols_count": len(run["symbols"])})
-    return {"account_id": account_id, "positions": positions, "quotes": quotes,
-            "net_liquidation": summary.net_liquidation, "gross_position_value": summary.gross_position_value,
-            "fetch_duration_seconds": fetch_s}
+        mlflow_log.log_batch(metrics={"fetch_duration_seconds": fetch_s, "symbols_count": len(run.symbols)})
+    return MarketView(run=run, account=account, positions=positions, working=working, quotes=quotes,
+                      net_liquidation=summary.net_liquidation, gross_position_value=summary.gross_position_value,
+                      fetch_duration_seconds=fetch_s)
 
 
-def read_features(run: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The latest features per symbol (and the session before), and each symbol's data-quality verdict."""
+def read_features(run: TradingRun, context: Any) -> FeatureSet:
+    """The latest features per symbol (and the session before) and each symbol's data-quality verdict for the
+    run's data session. A symbol with non-finite numbers or features older than that session is bad (named, only
+    it is vetoed); one with no row at all is missing (the run fails naming it, after the others traded)."""
     from include.marketdata.db import connection
-    from include.quality.verdicts import latest_verdicts
-    from include.strategies.features import json_ready, load_features
+    from include.quality.verdicts import session_verdicts
+    from include.strategies.features import load_features
 
     dsn = load_settings().require_market_db_url()
-    latest, previous = load_features(dsn, run["symbols"])
+    latest_rows, previous_rows = load_features(dsn, run.symbols)
     with connection(dsn) as conn:
-        verdicts = {s: v.as_dict() for s, v in latest_verdicts(conn, run["symbols"]).items()}
+        verdicts = {s: v.as_dict() for s, v in session_verdicts(conn, run.symbols, run.data_session).items()}
+    latest, previous, bad, missing = {}, {}, {}, []
+    for symbol in run.symbols:
+        row = latest_rows.get(symbol)
+        if row is None:
+            missing.append(symbol)
+            continue
+        latest[symbol], nonfinite = finite_row(row)
+        if symbol in previous_rows:
+            previous[symbol], before = finite_row(previous_rows[symbol])
+            nonfinite += [f"{name} (previous session)" for name in before]
+        day = row.get("session_date")
+        if nonfinite:
+            bad[symbol] = f"{symbol}: non-finite {', '.join(nonfinite)} in the features of {day}"
+        elif day is not None and day < run.data_session:
+            bad[symbol] = (f"{symbol}: latest features are for {day}, not the last completed session "
+                           f"{run.data_session} (ingestion or dbt behind)")
+    for symbol, why in bad.items():
+        verdict = verdicts[symbol]
+        verdicts[symbol] = {**verdict, "verdict": "fail", "reasons": [why, *verdict.get("reasons", [])]}
+        log.warning("data veto: %s", why)
+    if missing:
+        log.error("no feature row for %s in analytics_marts.fct_latest_features", ", ".join(missing))
     points = sum(len(r) for r in latest.values()) + sum(len(r) for r in previous.values())
     with _mlflow(context, run) as mlflow_log:
-        mlflow_log.log_batch(metrics={"data_points": points,
-                               "dq_failed_symbols": sum(v["verdict"] == "fail" for v in verdicts.values())})
-        mlflow_log.log_dict(verdicts, "data_quality/verdicts.json")
-    return {"latest": {s: json_ready(r) for s, r in latest.items()},
-            "previous": {s: json_ready(r) for s, r in previous.items()}, "verdicts": verdicts}
+        mlflow_log.log_batch(metrics={"data_points": points, "dq_failed_symbols": sum(
+            v["verdict"] == "fail" for v in verdicts.values()), "missing_symbols": len(missing)})
+        mlflow_log.log_dict({"verdicts": verdicts, "bad": bad, "missing": missing}, "data_quality/verdicts.json")
+    return FeatureSet(run=run, latest=latest, previous=previous, verdicts=verdicts, missing=tuple(missing), bad=bad,
+                      data_points=points)
 
 
-def generate_signals(run: dict[str, Any], features: dict[str, Any], context: Any) -> list[dict[str, Any]]:
+def generate_signals(features: FeatureSet, context: Any) -> SignalSet:
     """One BUY/SELL/HOLD per symbol from the strategy (pure: no broker calls); LLM traces go to MLflow."""
     from include.config import get_strategy
     from include.strategies.registry import build_strategy, generate_signals
 
-    config = get_strategy(run["strategy_id"])
+    run = features.run
+    config = get_strategy(run.strategy_id)
     endpoint = None
     if config.signal.model == "llm":
         from include.llm.connection import load_endpoint
@@ -158,34 +238,39 @@ def generate_signals(run: dict[str, Any], features: dict[str, Any], context: Any
         endpoint = load_endpoint(config.signal.connection_id)
     strategy = build_strategy(config, llm_endpoint=endpoint)
     try:
-        signals = generate_signals(strategy, run["symbols"], features["latest"], features["previous"])
+        signals = generate_signals(strategy, run.symbols, features.latest, features.previous)
     finally:
         getattr(strategy, "close", lambda: None)()
     out = [s.to_dict() for s in signals]
+    confidences = [s["confidence"] for s in out]
     with _mlflow(context, run) as mlflow_log:
-        mlflow_log.log_batch(metrics={f"signal_confidence.{s['symbol']}": s["confidence"] for s in out})
+        mlflow_log.log_batch(metrics={
+            **{f"signal_confidence.{s['symbol']}": s["confidence"] for s in out},
+            "signal_confidence": sum(confidences) / len(confidences) if confidences else 0.0,
+        })  # fmt: skip
         mlflow_log.log_dict([{k: v for k, v in s.items() if k != "trace"} for s in out], "signals/signals.json")
         mlflow_log.log_rows_sample(["symbol", "action", "confidence", "rationale"],
-                            [(s["symbol"], s["action"], s["confidence"], s["rationale"]) for s in out],
-                            "signals/signals.csv")
+                                   [(s["symbol"], s["action"], s["confidence"], s["rationale"]) for s in out],
+                                   "signals/signals.csv")
         for s in out:
             if s.get("trace"):
                 mlflow_log.log_dict(s["trace"], f"llm/{s['symbol']}.json")
-    return [{k: v for k, v in s.items() if k != "trace"} for s in out]
+    return SignalSet(run=run, signals=tuple({k: v for k, v in s.items() if k != "trace"} for s in out))
 
 
-def render_charts(run: dict[str, Any], signals: list[dict[str, Any]], context: Any) -> list[str]:
+def render_charts(signals: SignalSet, context: Any) -> list[str]:
     """A PNG per symbol (candles, SMA/Bollinger, volume, RSI, MACD, the signal), logged under charts/."""
     from include.marketdata.db import connection
     from include.trading.charts import load_history, render_chart
 
+    run = signals.run
     folder = _charts_dir(run)
     made = []
     with connection(load_settings().require_market_db_url()) as conn:
-        for signal in signals:
+        for signal in signals.signals:
             rows = load_history(conn, signal["symbol"])
             if rows:
-                made.append(render_chart(signal["symbol"], rows, {**signal, "strategy": run["strategy"]},
+                made.append(render_chart(signal["symbol"], rows, {**signal, "strategy": run.strategy},
                                          folder / f"{signal['symbol']}.png"))
     with _mlflow(context, run) as mlflow_log:
         for path in made:
@@ -193,58 +278,70 @@ def render_charts(run: dict[str, Any], signals: list[dict[str, Any]], context: A
     return [p.name for p in made]
 
 
-def _orders_today(dsn: str, run: dict[str, Any]) -> int:
-    """Orders this mode already placed today (UTC) in other runs; a re-run does not count its own twice."""
-    from include.marketdata.db import connection
+def _usable_prices(market: MarketView, max_age_s: float, now: datetime) -> tuple[dict[str, float], dict[str, str]]:
+    """Last prices from fresh quotes only (never the signal's own close); why each other symbol has none."""
+    prices, notes = {}, {}
+    for symbol in market.run.symbols:
+        quote = market.quotes.get(symbol)
+        if quote is None or quote.last is None or quote.last <= 0:
+            notes[symbol] = "no quote with a last price"
+        elif market.run.ignore_market_hours:  # dry run outside hours: the last close is the price to show
+            prices[symbol] = quote.last
+        elif quote.quote_at is None:
+            notes[symbol] = "the snapshot carries no timestamp (_updated): not shown to be fresh"
+        elif (now - quote.quote_at).total_seconds() > max_age_s:
+            notes[symbol] = (f"the quote is {(now - quote.quote_at).total_seconds():.0f} s old "
+                             f"(max_quote_age_seconds {max_age_s:g})")
+        else:
+            prices[symbol] = quote.last
+    return prices, notes
 
-    with connection(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('trading.order_intents') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            return 0
-        cur.execute("""SELECT count(*) FROM trading.order_intents
-                       WHERE mode = %s AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-                         AND status NOT IN ('rejected', 'failed', 'cancelled')
-                         AND NOT (dag_id = %s AND run_id = %s)""", (run["mode"], run["dag_id"], run["run_id"]))
-        count = cur.fetchone()[0]
-    return count
 
-
-def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict[str, Any],
-                features: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every limit on every BUY/SELL; approved orders carry quantity and limit price; every veto its reason."""
+def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, context: Any) -> RiskOutcome:
+    """Every limit on every BUY/SELL, against positions AND working orders; approved orders carry quantity and limit
+    price; every veto its reason. A symbol with bad data is vetoed whatever its signal."""
     from include.config import get_strategy
-    from include.execution.ledger import strategy_fills
+    from include.execution.ledger import orders_today, strategy_fills
     from include.marketdata.db import connection
     from include.risk import assess
     from include.risk.checks import DEFAULT_CHECKS, ProtectionGate
+    from include.risk.models import CheckResult, RiskDecision
     from include.risk.protections import evaluate_live
     from include.risk.state_store import read_state
 
-    dsn = load_settings().require_market_db_url()
-    strategy = get_strategy(run["strategy_id"])
-    # Per-strategy protections from the order ledger (REDUCING after max drawdown, loss-streak cooldowns).
+    run = signals.run
+    settings = load_settings()
+    dsn = settings.require_market_db_url()
+    strategy = get_strategy(run.strategy_id)
     with connection(dsn) as conn:
-        fills = strategy_fills(conn, strategy.id, run["mode"])
-    live = evaluate_live(dsn, strategy, fills, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
-    protections = live.status if live else None
+        fills = strategy_fills(conn, strategy.id, run.mode)
+        today = orders_today(conn, run.mode, strategy_id=strategy.id, session=run.session)
+    live = evaluate_live(dsn, strategy, fills, mode=run.mode, dag_id=run.dag_id, run_id=run.run_id)
     if live and live.new:
         from include.alerts.events import protection_alerts
 
-        protection_alerts(live.new, strategy=strategy, mode=run["mode"], dag_id=run["dag_id"], run_id=run["run_id"])
-    last_prices = {s: q["last"] for s, q in market["quotes"].items() if q.get("last")}
-    for symbol, row in features["latest"].items():  # no fresh quote: the last close
-        last_prices.setdefault(symbol, row.get("close"))
+        protection_alerts(live.new, strategy=strategy, mode=run.mode, dag_id=run.dag_id, run_id=run.run_id)
+    prices, notes = _usable_prices(market, strategy.risk.max_quote_age_seconds, settings.now())
     report = assess(
-        signals, limits=strategy.risk, mode=run["mode"], account_id=market["account_id"],
-        trading_state=read_state(dsn).state, positions=market["positions"], last_prices=last_prices,
-        orders_today=_orders_today(dsn, run), verdicts=features["verdicts"],
-        market_open=True if run["ignore_market_hours"] else None,
-        net_liquidation=market["net_liquidation"], gross_position_value=market["gross_position_value"],
-        checks=(*DEFAULT_CHECKS, ProtectionGate(protections)),
+        signals.signals, limits=strategy.risk, mode=run.mode, account_id=market.account,
+        trading_state=read_state(dsn).state, positions=market.positions, working=market.working,
+        last_prices=prices, price_notes=notes, orders_today=today, verdicts=features.verdicts,
+        market_open=True if run.ignore_market_hours else None, now=settings.now(),
+        net_liquidation=market.net_liquidation, gross_position_value=market.gross_position_value,
+        checks=(*DEFAULT_CHECKS, ProtectionGate(live.status if live else None)),
     )
+    decisions = []
+    for decision in report.decisions:
+        why = features.bad.get(decision.symbol)
+        if why and decision.status == "hold":  # bad data is a veto, whatever the strategy made of it
+            veto = CheckResult(check="data_quality", approved=False, reason=why)
+            decision = RiskDecision.model_validate({**decision.model_dump(), "status": "vetoed", "vetoes": [veto],
+                                                    "checks": [veto]})
+        decisions.append(decision.to_dict())
     result = report.to_dict()
-    result["protections"] = protections.events() if protections else []
-    vetoes = [d for d in result["decisions"] if d["status"] == "vetoed"]
+    result["decisions"] = decisions
+    result["protections"] = live.status.events() if live else []
+    vetoes = [d for d in decisions if d["status"] == "vetoed"]
     with _mlflow(context, run) as mlflow_log:
         mlflow_log.log_batch(metrics={"vetoes": len(vetoes), "approved_orders": len(report.approved)})
         mlflow_log.log_dict(result, "risk/risk_report.json")
@@ -253,55 +350,84 @@ def assess_risk(run: dict[str, Any], signals: list[dict[str, Any]], market: dict
     if vetoes:  # one alert per run (never raises)
         from include.alerts.events import risk_veto_alert
 
-        risk_veto_alert(vetoes, dag_id=run["dag_id"], run_id=run["run_id"], strategy=run.get("strategy"),
-                        mode=run.get("mode"))
-    return result
+        risk_veto_alert(vetoes, dag_id=run.dag_id, run_id=run.run_id, strategy=run.strategy, mode=run.mode)
+    return RiskOutcome(run=run, decisions=tuple(decisions), signals={s["symbol"]: s for s in signals.signals},
+                       verdicts=features.verdicts, missing=features.missing)
 
 
-def place_orders(run: dict[str, Any], risk: dict[str, Any], signals: list[dict[str, Any]],
-                 features: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Approved decisions -> order intents (persisted before submission, cOID = intent id). dry_run records
-    them as simulated and never calls an order endpoint; paper/live submit, reconciling first on retries."""
-    from include.execution import OrderPlan, RunContext, execute_intents
+def place_orders(risk: RiskOutcome, context: Any) -> OrderOutcome:
+    """Approved decisions -> order intents, one per (strategy, symbol, session, mode), persisted before submission
+    (cOID = intent id) and re-checked right before it (``SubmissionChecks``). dry_run records them as simulated and
+    never calls an order endpoint. Rejected/failed/unknown intents of this run fail the task (and alert once each);
+    symbols without any data fail it too, after the others were handled."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from include.config import get_strategy
+    from include.execution import OrderExecutionError, OrderPlan, RunContext, execute_intents
     from include.risk.models import RiskDecision
+    from include.trading.submission import SubmissionChecks
 
+    run = risk.run
     settings = load_settings()
-    by_symbol = {s["symbol"]: s for s in signals}
-    plans = [
-        OrderPlan.from_decision(decision, signal=by_symbol.get(decision.symbol),
-                                dq=features["verdicts"].get(decision.symbol))
-        for decision in (RiskDecision.model_validate(d) for d in risk["decisions"]) if decision.approved
-    ]
-    ctx = RunContext(dag_id=run["dag_id"], run_id=run["run_id"], mode=run["mode"],
-                     try_number=int(context["ti"].try_number or 1), mlflow_run_id=run["mlflow_run_id"])
     dsn = settings.require_market_db_url()
-    if run["mode"] == "dry_run" or not plans:
-        report = execute_intents(plans, ctx, dsn=dsn)
-    else:
-        from include.ibkr.hook import IBKRHook
+    strategy = get_strategy(run.strategy_id)
+    plans = [OrderPlan.from_decision(decision, session_date=run.session, signal=risk.signals.get(decision.symbol),
+                                     dq=risk.verdicts.get(decision.symbol))
+             for decision in (RiskDecision.model_validate(d) for d in risk.approved)]
+    ctx = RunContext(dag_id=run.dag_id, run_id=run.run_id, mode=run.mode,
+                     try_number=int(context["ti"].try_number or 1), mlflow_run_id=run.mlflow_run_id)
+    failure: OrderExecutionError | None = None
+    try:
+        if run.mode == "dry_run" or not plans:
+            gate = SubmissionChecks(run, strategy.risk, now=settings.now)
+            report = execute_intents(plans, ctx, dsn=dsn, gate=gate)
+        else:
+            from include.ibkr.hook import IBKRHook
 
-        with IBKRHook().get_conn(settings) as client:
-            client.ensure_session()
-            report = execute_intents(plans, ctx, dsn=dsn, broker=client)
+            with IBKRHook().get_conn(settings) as client:
+                client.ensure_session()
+                gate = SubmissionChecks(run, strategy.risk, now=settings.now, broker=client)
+                report = execute_intents(plans, ctx, dsn=dsn, broker=client, gate=gate)
+    except OrderExecutionError as exc:
+        failure, report = exc, exc.report
     intents = [{"intent_id": i.intent_id, "symbol": i.symbol, "side": i.side, "quantity": float(i.quantity),
-                "limit_price": i.limit_price, "status": i.status, "broker_order_id": i.broker_order_id}
+                "limit_price": i.limit_price, "status": i.status, "broker_order_id": i.broker_order_id,
+                "session_date": i.session_date.isoformat() if i.session_date else None,
+                "decided_by": f"{i.dag_id}/{i.run_id}", "last_error": i.last_error}
                for i in report.intents]
-    metrics = {"order_quantity": sum(i["quantity"] for i in intents),
-               "order_value": sum(i["quantity"] * (i["limit_price"] or 0) for i in intents),
-               "orders": len(intents)}
+    mine = [i for i in intents if i["intent_id"] not in report.skipped]
+    metrics = {"order_quantity": sum(i["quantity"] for i in mine),
+               "order_value": sum(i["quantity"] * (i["limit_price"] or 0) for i in mine),
+               "orders": len(mine), "orders_vetoed_at_submission": len(report.vetoed),
+               "orders_failed": len(failure.failures) if failure else 0}
+    problems = {"failures": [f.describe() for f in failure.failures] if failure else [],
+                "vetoed_at_submission": report.vetoed, "missing_symbols": list(risk.missing)}
     with _mlflow(context, run) as mlflow_log:
-        mlflow_log.log_batch(metrics=metrics)
-        mlflow_log.log_dict({"counts": report.counts(), "intents": intents}, "orders/orders.json")
-    return {"counts": report.counts(), "intents": intents, **metrics}
+        tags = {"order_failures": json.dumps(problems["failures"])[:4500]} if failure else {}
+        mlflow_log.log_batch(metrics=metrics, tags=tags)
+        mlflow_log.log_dict({"counts": report.counts(), "intents": intents, **problems}, "orders/orders.json")
+    from include.alerts.events import order_alerts
+
+    order_alerts(report, failure, dag_id=run.dag_id, run_id=run.run_id, strategy=run.strategy, mode=run.mode)
+    if failure is not None:
+        error = AirflowException(str(failure)) if failure.retryable else AirflowFailException(str(failure))
+        error.alerted = True  # type: ignore[attr-defined]  # order_rejected alerts went out: no generic one too
+        raise error from failure  # AirflowFailException: rejected/failed, a retry cannot change the answer
+    if risk.missing:
+        raise AirflowFailException(
+            f"no features for {', '.join(risk.missing)} in analytics_marts.fct_latest_features: ingest their bars "
+            "(ibkr_ingest_daily_bars) and run market_data_models; the other symbols were handled"
+        )
+    return OrderOutcome(run=run, counts=report.counts(), intents=tuple(intents),
+                        order_quantity=metrics["order_quantity"], order_value=metrics["order_value"])
 
 
-def end_run(run: dict[str, Any] | None, context: Any) -> str | None:
+def end_run(run: TradingRun | None, context: Any) -> str | None:
     """Close the MLflow run FAILED if any task of this DAG run failed, else FINISHED; log the MLflow share."""
     from include.tracking import RunLogger, end_run
 
     ti = context["ti"]
-    mlflow_run_id = (run or {}).get("mlflow_run_id") or ti.xcom_pull(task_ids="start_mlflow_run",
-                                                                     key="mlflow_run_id")
+    mlflow_run_id = run.mlflow_run_id if run else ti.xcom_pull(task_ids="start_mlflow_run", key="mlflow_run_id")
     if not mlflow_run_id:
         return None  # the first task failed before creating a run: nothing to close
     states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
@@ -309,19 +435,18 @@ def end_run(run: dict[str, Any] | None, context: Any) -> str | None:
     failed = sorted(t for t, s in mine.items() if s in _FAILED and t != ti.task_id)
     started = time.perf_counter()
     logged = [v for v in ti.xcom_pull(task_ids=list(mine) or None, key=MLFLOW_SECONDS_KEY) or [] if v]
-    if run and run.get("started_at"):
-        total = (datetime.now(UTC) - datetime.fromisoformat(run["started_at"])).total_seconds()
+    if run is not None:
+        total = (datetime.now(UTC) - run.started_at).total_seconds()
         spent = sum(logged) + (time.perf_counter() - started)
-        logger = RunLogger(mlflow_run_id)
-        logger.log_batch(metrics={"run_seconds": total, "mlflow_seconds": spent,
-                                  "mlflow_share": spent / total if total > 0 else 0.0},
-                         tags={"failed_tasks": json.dumps(failed)})
+        RunLogger(mlflow_run_id).log_batch(metrics={"run_seconds": total, "mlflow_seconds": spent,
+                                                    "mlflow_share": spent / total if total > 0 else 0.0},
+                                           tags={"failed_tasks": json.dumps(failed)})
     status = "failed" if failed else "success"
     end_run(mlflow_run_id, status)
     return status
 
 
-def cleanup(run: dict[str, Any] | None) -> None:
+def cleanup(run: TradingRun | None) -> None:
     """Remove this run's temporary chart files (they are in MLflow)."""
     if run:
         shutil.rmtree(_charts_dir(run), ignore_errors=True)

@@ -28,7 +28,8 @@ def trading_params(strategy_id: int | None = None, dry_run: bool = True) -> dict
                       description="With dry_run false: paper or live (live also needs the strategy's mode live "
                                   "and ALLOW_LIVE_TRADING=yes)"),
         "ignore_market_hours": Param(False, type="boolean",
-                                     description="Run outside exchange hours (tests, dry runs)"),
+                                     description="Dry runs only: run outside exchange hours (refused in paper "
+                                                 "and live)"),
     }
 
 
@@ -43,84 +44,95 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         def start_mlflow_run() -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from include.risk import LiveTradingNotAllowed
+            from include.settings import LiveTradingNotAllowed
             from include.trading import tasks
             from include.trading.conf import RunConfError
 
             try:
-                return tasks.start_run(get_current_context())
+                return tasks.start_run(get_current_context()).model_dump(mode="json")
             except (RunConfError, LiveTradingNotAllowed) as exc:  # a retry cannot fix a bad conf
                 raise AirflowFailException(str(exc)) from exc
 
         @task
         def validate_environment(run: dict) -> dict:
             from include.trading import tasks
+            from include.trading.context import TradingRun
 
-            return tasks.validate_environment(run)
+            return tasks.validate_environment(TradingRun.model_validate(run))
 
         market_open = MarketOpenSensor(task_id="market_open", deferrable=True,
                                        ignore_market_hours="{{ params.ignore_market_hours }}")
         # Waits while the gateway is unreachable; skips the trading tasks while its session is unhealthy.
         ibkr_auth = GatewayGateSensor(task_id="ibkr_auth")
 
+        # XCom carries each step's typed output as JSON (model_dump); the next task validates it back.
         @task(pool="ibkr_api")
         def fetch_market_data(run: dict) -> dict:
             from include.trading import tasks
+            from include.trading.context import TradingRun
 
-            return tasks.fetch_market_data(run, get_current_context())
+            return tasks.fetch_market_data(TradingRun.model_validate(run), get_current_context()).model_dump(
+                mode="json")
 
         @task
         def read_features(run: dict) -> dict:
             from include.trading import tasks
+            from include.trading.context import TradingRun
 
-            return tasks.read_features(run, get_current_context())
-
-        @task
-        def generate_signals(run: dict, features: dict) -> list:
-            from include.trading import tasks
-
-            return tasks.generate_signals(run, features, get_current_context())
+            return tasks.read_features(TradingRun.model_validate(run), get_current_context()).model_dump(mode="json")
 
         @task
-        def render_charts(run: dict, signals: list) -> list:
+        def generate_signals(features: dict) -> dict:
             from include.trading import tasks
+            from include.trading.context import FeatureSet
 
-            return tasks.render_charts(run, signals, get_current_context())
+            return tasks.generate_signals(FeatureSet.model_validate(features), get_current_context()).model_dump(
+                mode="json")
 
         @task
-        def assess_risk(run: dict, signals: list, market: dict, features: dict) -> dict:
+        def render_charts(signals: dict) -> list:
             from include.trading import tasks
+            from include.trading.context import SignalSet
 
-            return tasks.assess_risk(run, signals, market, features, get_current_context())
+            return tasks.render_charts(SignalSet.model_validate(signals), get_current_context())
+
+        @task
+        def assess_risk(signals: dict, market: dict, features: dict) -> dict:
+            from include.trading import tasks
+            from include.trading.context import FeatureSet, MarketView, SignalSet
+
+            return tasks.assess_risk(SignalSet.model_validate(signals), MarketView.model_validate(market),
+                                     FeatureSet.model_validate(features), get_current_context()).model_dump(mode="json")
 
         @task(pool="ibkr_orders")
-        def place_orders(run: dict, risk: dict, signals: list, features: dict) -> dict:
+        def place_orders(risk: dict) -> dict:
             from include.trading import tasks
+            from include.trading.context import RiskOutcome
 
-            return tasks.place_orders(run, risk, signals, features, get_current_context())
+            return tasks.place_orders(RiskOutcome.model_validate(risk), get_current_context()).model_dump(mode="json")
 
         @task(retries=1)
         def end_mlflow_run(run: dict | None = None) -> str | None:
             from include.trading import tasks
+            from include.trading.context import TradingRun
 
-            return tasks.end_run(run, get_current_context())
+            return tasks.end_run(TradingRun.model_validate(run) if run else None, get_current_context())
 
         @task
         def cleanup(run: dict | None = None) -> None:
             from include.trading import tasks
+            from include.trading.context import TradingRun
 
-            tasks.cleanup(run)
+            tasks.cleanup(TradingRun.model_validate(run) if run else None)
 
         run = start_mlflow_run()
         env = validate_environment(run)
         market = fetch_market_data(run)
         features = read_features(run)
-        signals = generate_signals(run, features)
-        charts = render_charts(run, signals)
-        risk = assess_risk(run, signals, market, features)
-        orders = place_orders(run, risk, signals, features)
-        env >> market_open >> ibkr_auth >> market
-        ibkr_auth >> features  # an unhealthy gateway skips signals (and LLM calls) too, not only the orders
+        signals = generate_signals(features)
+        charts = render_charts(signals)
+        orders = place_orders(assess_risk(signals, market, features))
+        env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
         # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)

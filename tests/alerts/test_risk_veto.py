@@ -3,9 +3,14 @@ orders and their reasons, and none when only HOLDs (or approvals) came out of ri
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 
 from include.strategies.base import Signal
+from include.trading.context import FeatureSet, MarketView, Quote, SignalSet, TradingRun
+
+SESSION = date(2026, 1, 5)
 
 STRATEGY = """
 version: 1
@@ -50,30 +55,21 @@ def risk_run(clean_db, session_mlflow_uri, webhook_receiver, tmp_path, monkeypat
         mlflow_run_id = start_run(
             "ibkr-strategy-veto_test", dag_id="strategy_veto_test", run_id=run_id, tracking_uri=session_mlflow_uri
         )
-        run = {
-            "strategy_id": 7,
-            "strategy": "veto_test",
-            "symbols": list(PRICES),
-            "mode": "dry_run",
-            "ignore_market_hours": True,
-            "dag_id": "strategy_veto_test",
-            "run_id": run_id,
-            "mlflow_run_id": mlflow_run_id,
-        }
-        market = {
-            "quotes": {s: {"last": p} for s, p in PRICES.items()},
-            "account_id": "DU1234567",
-            "positions": {},
-            "net_liquidation": 100_000.0,
-            "gross_position_value": 0.0,
-        }
-        features = {
-            "latest": {s: {"close": p} for s, p in PRICES.items()},
-            "verdicts": {s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES},
-        }
-        return tasks.assess_risk(
-            run, [s.model_dump(mode="json") for s in signals], market, features, {"ti": _TaskInstance()}
+        run = TradingRun(
+            dag_id="strategy_veto_test", run_id=run_id, strategy_id=7, strategy="veto_test", mode="dry_run",
+            symbols=tuple(PRICES), mlflow_run_id=mlflow_run_id, ignore_market_hours=True,
+            started_at=datetime.now(UTC), session=SESSION, data_session=SESSION,
         )
+        market = MarketView(
+            run=run, account="DU…567", positions={}, working={}, net_liquidation=100_000.0,
+            gross_position_value=0.0, quotes={s: Quote(last=p) for s, p in PRICES.items()},
+        )
+        features = FeatureSet(
+            run=run, latest={s: {"close": p} for s, p in PRICES.items()}, previous={},
+            verdicts={s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES},
+        )
+        signal_set = SignalSet(run=run, signals=tuple(s.model_dump(mode="json") for s in signals))
+        return tasks.assess_risk(signal_set, market, features, {"ti": _TaskInstance()}).model_dump(mode="json")
 
     return assess
 

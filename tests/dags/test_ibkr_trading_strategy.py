@@ -2,6 +2,7 @@
 orders (dry_run and paper against the simulator) -> MLflow."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -104,18 +105,37 @@ def test_dry_run_records_simulated_intents_and_vetoes_bad_data(run_dag, market, 
                                               for v in nvda["vetoes"]), nvda["vetoes"]
 
 
-def test_paper_run_submits_once_even_when_the_order_step_runs_again(run_dag, market, simulator):
-    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "NVDA"], "dry_run": False,
-                                    "mode": "paper", "ignore_market_hours": True})
+def open_market_clock(dsn, simulator, monkeypatch):
+    """TRADING_CLOCK (and the simulator's clock) one hour into the session after the last bar: the market is open,
+    the bars' last session is the last completed one, and quotes are fresh."""
+    from include.marketdata.calendar import MarketCalendar
+
+    ((last,),) = _rows(dsn, "SELECT max(session_date) FROM raw.daily_bars")
+    calendar = MarketCalendar()
+    at = calendar.session(calendar.next_session(last)).open + timedelta(hours=1)
+    monkeypatch.setenv("TRADING_CLOCK", at.isoformat())
+    httpx.post(f"{simulator.admin_url}/clock", json={"now": at.isoformat(), "running": True}).raise_for_status()
+    return at
+
+
+def test_paper_run_submits_once_however_often_the_session_is_traded(run_dag, market, simulator, monkeypatch):
+    open_market_clock(market, simulator, monkeypatch)
+    conf = {"strategy_id": 7, "symbols": ["TSLA", "NVDA"], "dry_run": False, "mode": "paper",
+            "ignore_market_hours": False}  # explicit: dag.test() keeps the params of an earlier run
+    state, tasks = run_dag(DAG_ID, conf)
     assert state == "success", tasks
-    (intent_id, status, broker_id, run_id), = _rows(
-        market, "SELECT intent_id, status, broker_order_id, run_id FROM trading.order_intents")
+    (intent_id, status, broker_id), = _rows(
+        market, "SELECT intent_id, status, broker_order_id FROM trading.order_intents")
     assert status in ("acknowledged", "filled") and broker_id
     book = [o for o in httpx.get(f"{simulator.admin_url}/orders").json()["orders"] if o.get("cOID") == intent_id]
     assert len(book) == 1
 
-    # The order step again for the same DAG run (a retry or a cleared task): reconciles, sends nothing new.
+    # A second trigger of the same session, and the order step again for the first run (a retry or a clear):
+    # the decision is found, nothing new is sent.
+    state, tasks = run_dag(DAG_ID, conf)
+    assert state == "success", tasks
     from include.trading import tasks as trading
+    from include.trading.context import RiskOutcome
 
     class _TI:
         try_number = 2
@@ -125,12 +145,29 @@ def test_paper_run_submits_once_even_when_the_order_step_runs_again(run_dag, mar
 
     mlflow, run = _mlflow_run()
     risk = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "risk/risk_report.json")).read_text())
-    again = trading.place_orders(
-        {"dag_id": DAG_ID, "run_id": run_id, "mode": "paper", "mlflow_run_id": run.info.run_id},
-        risk, [], {"verdicts": {}}, {"ti": _TI()})
-    assert [i["intent_id"] for i in again["intents"]] == [intent_id]
+    first = _rows(market, "SELECT dag_id, run_id FROM trading.order_intents")[0]
+    outcome = RiskOutcome.model_validate({"run": _trading_run(run, first), "decisions": risk["decisions"],
+                                          "signals": {}, "verdicts": {}})
+    again = trading.place_orders(outcome, {"ti": _TI()})
+    assert [i["intent_id"] for i in again.intents] == [intent_id]
     book = [o for o in httpx.get(f"{simulator.admin_url}/orders").json()["orders"] if o.get("cOID") == intent_id]
     assert len(book) == 1
+    assert len(_rows(market, "SELECT 1 FROM trading.order_intents")) == 1
+
+
+def _trading_run(mlflow_run, first):
+    p = mlflow_run.data.params
+    return {"dag_id": first[0], "run_id": first[1], "strategy_id": int(p["strategy_id"]), "strategy": p["strategy"],
+            "mode": p["mode"], "symbols": p["symbols"].split(","), "mlflow_run_id": mlflow_run.info.run_id,
+            "started_at": "2026-01-01T00:00:00+00:00", "session": p["session"], "data_session": p["data_session"]}
+
+
+def test_paper_refuses_ignore_market_hours(run_dag, stack_env, capfd):
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 1, "dry_run": False, "mode": "paper",
+                                    "ignore_market_hours": True})
+    assert state == "failed" and tasks["start_mlflow_run"] == "failed"
+    out = capfd.readouterr()
+    assert "ignore_market_hours is for dry runs only" in out.out + out.err
 
 
 def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):

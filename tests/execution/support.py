@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import httpx
@@ -57,11 +58,16 @@ def order_endpoint_hits(sim: Any) -> dict[str, int]:
     return {p: n for p, n in stats(sim)["by_path"].items() if any(w in p for w in order_words)}
 
 
+SESSION = date(2026, 1, 5)  # the exchange session the test decisions are for (part of the intent id)
+
+
 def plan(symbol: str, side: str = "BUY", qty: float = 3, order_type: str = "MKT", limit: float | None = None,
-         strategy_id: int | str = 1, ref_price: float = 100.0) -> OrderPlan:
+         strategy_id: int | str = 1, ref_price: float = 100.0, session: date = SESSION,
+         position_before: float | None = None) -> OrderPlan:
     return OrderPlan(
         strategy_id=strategy_id, symbol=symbol, side=side, quantity=qty, ref_price=ref_price,  # type: ignore[arg-type]
-        order_type=order_type, limit_price=limit,  # type: ignore[arg-type]
+        order_type=order_type, limit_price=limit, session_date=session,  # type: ignore[arg-type]
+        position_before=position_before,
         signal={"action": side, "confidence": 0.9, "model": "sma_crossover"},
         risk={"approved": True, "checks": ["confidence", "max_order_notional"]},
         dq={"verdict": "pass", "suite": "fct_latest_features"},

@@ -15,12 +15,11 @@ import time
 import pytest
 
 from include.execution import ConcurrentExecutionError, OrderExecutionError, execute_intents, load_events
-from include.execution.ledger import connect, ensure_schema, run_lock
+from include.execution.ledger import connect, ensure_schema, submission_lock
 from include.ibkr.client import IBKRClient
 from tests.conftest import REPO
 from tests.execution.conftest import make_client
 from tests.execution.support import (
-    DAG_ID,
     admin,
     book,
     clear_faults,
@@ -179,8 +178,9 @@ def test_broken_question_chain_is_not_resubmitted_under_the_same_cOID(clean_db, 
     assert err.failures[0].error_type == "DuplicateOrderError" and err.failures[0].ledger_status == "failed"
     assert book(sim)["orders"] == [] and [p["cOIDs"] for p in book(sim)["pending"]] == [[coid]]
     posts = order_posts(sim)
-    again = execute_intents([plan("TSLA")], run_ctx("chain-1", try_number=3), dsn=clean_db, broker=client)
-    assert again.skipped == [coid] and again.intents[0].status == "failed"  # final: reported once, not resent
+    with pytest.raises(OrderExecutionError, match="ended failed in an earlier attempt") as again:
+        execute_intents([plan("TSLA")], run_ctx("chain-1", try_number=3), dsn=clean_db, broker=client)
+    assert again.value.report.skipped == [coid] and again.value.report.intents[0].status == "failed"  # not resent
     assert order_posts(sim) == posts
 
 
@@ -254,16 +254,17 @@ def test_broker_4xx_rejection_is_final_and_the_batch_goes_on(clean_db, sim, clie
     assert "OrderRejectedError (HTTP 400" in str(err) and "outside the price band" in str(err)
     assert _status(clean_db, "reject-1") == {"TSLA": "rejected", "NVDA": "filled"}
     posts = order_posts(sim)
-    report = execute_intents([plan("TSLA"), plan("NVDA")], run_ctx("reject-1", try_number=2), dsn=clean_db,
-                             broker=client)
-    assert len(report.skipped) == 2 and order_posts(sim) == posts
+    with pytest.raises(OrderExecutionError, match="ended rejected in an earlier attempt") as again:
+        execute_intents([plan("TSLA"), plan("NVDA")], run_ctx("reject-1", try_number=2), dsn=clean_db,
+                        broker=client)  # the retry fails too: a rejection never turns green
+    assert not again.value.retryable and len(again.value.report.skipped) == 2 and order_posts(sim) == posts
 
 
-def test_a_concurrent_attempt_on_the_same_run_waits_for_the_lock(clean_db, sim, client):
+def test_a_concurrent_attempt_in_the_same_mode_waits_for_the_lock(clean_db, sim, client):
     holder = connect(clean_db)
     try:
         ensure_schema(holder)
-        with run_lock(holder, DAG_ID, "lock-1"), pytest.raises(ConcurrentExecutionError, match="lock-1"):
+        with submission_lock(holder, "paper"), pytest.raises(ConcurrentExecutionError, match="paper orders"):
             execute_intents([plan("TSLA")], run_ctx("lock-1"), dsn=clean_db, broker=client, lock_timeout_s=0.3)
     finally:
         holder.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
@@ -13,15 +14,26 @@ from include.settings import LiveTradingNotAllowed
 from tests.conftest import REPO
 
 
-def test_intent_id_is_deterministic_short_and_distinct():
-    base = ("ibkr_trading_strategy", "manual__2025-01-02T15:00:00+00:00", 1, "TSLA", "BUY")
+def test_intent_id_is_one_decision_per_strategy_symbol_session_and_mode():
+    base = (1, "TSLA", date(2026, 1, 5), "paper")
     first = make_intent_id(*base)
     assert first == make_intent_id(*base)
-    assert first == make_intent_id(base[0], base[1], "1", " tsla ", "buy")  # normalised symbol/side/strategy
+    assert first == make_intent_id("1", " tsla ", "2026-01-05", "paper")  # normalised symbol/strategy/session
     assert re.fullmatch(r"oi[0-9a-f]{20}", first)  # 22 plain ASCII characters: safe as a cOID
     variants = {make_intent_id(*base[:i], v, *base[i + 1:])
-                for i, v in enumerate(("other_dag", "scheduled__x", 2, "NVDA", "SELL"))}
-    assert first not in variants and len(variants) == 5
+                for i, v in enumerate((2, "NVDA", date(2026, 1, 6), "dry_run"))}
+    assert first not in variants and len(variants) == 4
+    # Neither the DAG, the run nor the side is part of it: any run of the strategy that session re-finds it.
+    buy = OrderPlan(strategy_id=1, symbol="TSLA", side="BUY", quantity=1, ref_price=100.0, order_type="MKT",
+                    session_date=date(2026, 1, 5))
+    sell = OrderPlan(strategy_id=1, symbol="TSLA", side="SELL", quantity=1, ref_price=100.0, order_type="MKT",
+                     session_date=date(2026, 1, 5))
+    runs = [RunContext(dag_id=d, run_id=r, mode="paper") for d, r in (("ibkr_trading_strategy", "manual__1"),
+                                                                      ("strategy_sma", "scheduled__2"))]
+    assert {p.intent_id(r) for p in (buy, sell) for r in runs} == {first}
+    with pytest.raises(ValueError, match="no session_date"):
+        OrderPlan(strategy_id=1, symbol="TSLA", side="BUY", quantity=1, ref_price=1.0, order_type="MKT").intent_id(
+            runs[0])
 
 
 def test_plan_validation_names_the_order():
@@ -60,11 +72,13 @@ def test_plan_from_an_approved_risk_decision_keeps_the_audit_trail():
     checks = (CheckResult(check="confidence", approved=True, reason="0.82 >= 0.7"),)
     decision = RiskDecision(symbol="TSLA", strategy_id=3, action="BUY", status="approved", approved=True, side="BUY",
                             quantity=4, limit_price=251.25, last_price=250.0, notional=1005.0, confidence=0.82,
-                            checks=checks)
-    got = OrderPlan.from_decision(decision, signal={"action": "BUY", "confidence": 0.82}, dq={"verdict": "pass"})
+                            position_before=10, checks=checks)
+    got = OrderPlan.from_decision(decision, session_date=date(2026, 1, 5), signal={"action": "BUY",
+                                  "confidence": 0.82}, dq={"verdict": "pass"})
     assert (got.strategy_id, got.symbol, got.side, got.quantity, got.order_type, got.limit_price, got.ref_price) \
         == (3, "TSLA", "BUY", 4, "LMT", 251.25, 250.0)
     assert got.risk["checks"][0]["reason"] == "0.82 >= 0.7" and got.dq == {"verdict": "pass"}
+    assert (got.session_date, got.position_before, got.target_position) == (date(2026, 1, 5), 10, 14)
     vetoed = decision.model_copy(update={"approved": False, "status": "vetoed", "quantity": 0})
     with pytest.raises(ValueError, match="TSLA is not an approved order: 'vetoed'"):
-        OrderPlan.from_decision(vetoed)
+        OrderPlan.from_decision(vetoed, session_date=date(2026, 1, 5))

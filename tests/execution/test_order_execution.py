@@ -40,7 +40,7 @@ def test_dry_run_records_simulated_intents_and_touches_no_order_endpoint(clean_d
     admin(sim, "/stats/reset")
     plans = [plan("TSLA", limit=251.5, order_type="LMT", ref_price=250.0), plan("NVDA", "SELL", ref_price=130.0)]
     report = execute_intents(plans, run_ctx("dry-1", mode="dry_run"), dsn=clean_db, broker=client)
-    assert report.simulated == [p.intent_id(run_ctx("dry-1")) for p in plans]
+    assert report.simulated == [p.intent_id(run_ctx("dry-1", mode="dry_run")) for p in plans]
     assert order_endpoint_hits(sim) == {} and stats_requests(sim) == 0  # not even a session check
     assert book(sim) == {"orders": [], "pending": []}
     got = {(i.symbol, i.status, i.ref_price, i.limit_price, i.mode, i.broker_order_id) for i in report.intents}
@@ -55,7 +55,7 @@ def test_dry_run_records_simulated_intents_and_touches_no_order_endpoint(clean_d
     # No broker client at all is fine in dry_run, and a re-run changes nothing.
     again = execute_intents(plans, run_ctx("dry-1", mode="dry_run", try_number=2), dsn=clean_db)
     assert again.simulated == [] and len(again.skipped) == 2
-    assert [e["status"] for e in _events(clean_db, report.intents[0].intent_id)] == ["simulated"]
+    assert [e["status"] for e in _events(clean_db, report.intents[0].intent_id)] == ["pending", "simulated"]
 
 
 def test_paper_submits_once_records_broker_ids_fills_and_the_question_chain(clean_db, sim, client):
@@ -142,12 +142,13 @@ def test_paper_mode_refuses_a_live_account_and_a_mode_switch(clean_db, sim):
             pytest.raises(ExecutionError, match="not a paper"):  # fmt: skip
         execute_intents([plan("TSLA")], run_ctx("acct-1"), dsn=clean_db, broker=live_account)
     assert book(sim)["orders"] == [] and _ledger(clean_db, "acct-1") == []
+    # dry_run and paper keep separate decisions: a dry run of the session does not stand in for the paper order.
     execute_intents([plan("TSLA")], run_ctx("switch-1", mode="dry_run"), dsn=clean_db)
-    with make_client(sim) as client, pytest.raises(IntentConflictError, match="recorded in mode 'dry_run'"):
-        execute_intents([plan("TSLA")], run_ctx("switch-1"), dsn=clean_db, broker=client)
-    assert book(sim)["orders"] == []
-    with pytest.raises(IntentConflictError, match="two approved orders for BUY TSLA"):
-        execute_intents([plan("TSLA"), plan("TSLA", qty=9)], run_ctx("dup-1", mode="dry_run"), dsn=clean_db)
+    with make_client(sim) as client:
+        paper = execute_intents([plan("TSLA")], run_ctx("switch-2"), dsn=clean_db, broker=client)
+    assert [i.status for i in paper.intents] in (["acknowledged"], ["filled"]) and len(book(sim)["orders"]) == 1
+    with pytest.raises(IntentConflictError, match="two approved orders for TSLA"):
+        execute_intents([plan("TSLA"), plan("TSLA", "SELL")], run_ctx("dup-1", mode="dry_run"), dsn=clean_db)
 
 
 def test_unknown_symbol_and_broker_rejection_do_not_stop_the_others(clean_db, sim, client):

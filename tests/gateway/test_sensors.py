@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from include.gateway.sensors import IBKRAuthSensor
-from include.marketdata import sensors as market_open
 from include.marketdata.sensors import MarketOpenSensor
 
 
@@ -50,13 +49,11 @@ def test_auth_sensor_waits_when_the_gateway_is_down(monkeypatch):
      (datetime(2024, 7, 5, 15, 0, tzinfo=UTC), True)],
 )
 def test_market_open_sensor_follows_the_exchange_calendar(monkeypatch, now, is_open):
-    monkeypatch.setattr(market_open, "datetime", type("FrozenDatetime", (datetime,), {"now": staticmethod(
-        lambda tz=None: now)}))
+    monkeypatch.setenv("TRADING_CLOCK", now.isoformat())  # the trading clock the whole order path reads
     assert MarketOpenSensor(task_id="market_open").poke({}) is is_open
 
 
 def test_market_open_sensor_override_is_explicit(monkeypatch):
-    monkeypatch.setattr(market_open, "datetime", type("FrozenDatetime", (datetime,), {"now": staticmethod(
-        lambda tz=None: datetime(2024, 7, 4, 15, tzinfo=UTC))}))
+    monkeypatch.setenv("TRADING_CLOCK", datetime(2024, 7, 4, 15, tzinfo=UTC).isoformat())
     assert MarketOpenSensor(task_id="m", ignore_market_hours="true").poke({}) is True
     assert MarketOpenSensor(task_id="m", ignore_market_hours="false").poke({}) is False

@@ -5,6 +5,7 @@ receiver of tests/gateway."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from tests.dbt.conftest import dbt as dbt  # fixture: the project in-process dbt run
 from tests.execution.conftest import make_client
 from tests.execution.conftest import sim as sim  # fixture
-from tests.execution.support import plan, run_ctx
+from tests.execution.support import SESSION, plan, run_ctx
 from tests.gateway.conftest import webhook as webhook  # fixture
 
 PORTFOLIO_RAW = ("portfolio_positions", "account_summary", "account_ledger", "broker_orders", "broker_trades")
@@ -37,12 +38,18 @@ def client(sim: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def paper_fills(clean_db: str, client: Any) -> Callable[..., Any]:
-    """``paper_fills(run_id, orders)``: paper orders through ``execute_intents``."""
+    """``paper_fills(run_id, orders)``: paper orders through ``execute_intents``, each call one session later (a
+    strategy takes one decision per symbol and session)."""
     from include.execution import execute_intents
+
+    calls: list[str] = []
 
     def _fill(run_id: str, orders: list[tuple]) -> Any:
         """(symbol, side, qty) is a MKT order; (symbol, side, qty, limit) a LMT order (far away: stays working)."""
-        plans = [plan(o[0], o[1], o[2]) if len(o) == 3 else plan(o[0], o[1], o[2], "LMT", o[3]) for o in orders]
+        session = SESSION + timedelta(days=len(calls))
+        calls.append(run_id)
+        plans = [plan(o[0], o[1], o[2], session=session) if len(o) == 3
+                 else plan(o[0], o[1], o[2], "LMT", o[3], session=session) for o in orders]
         return execute_intents(plans, run_ctx(run_id, "paper"), dsn=clean_db, broker=client, settle_interval_s=0.05)
 
     return _fill

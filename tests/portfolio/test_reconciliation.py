@@ -92,7 +92,8 @@ def _intent(coid: str, symbol: str, side: str, qty: float, filled: float, status
         quantity=qty, order_type="MKT", tif="DAY", limit_price=None, ref_price=100.0, mode="paper",
         account_id="DU1", status=status, broker_order_id="1", broker_status=None, coid=coid, filled_quantity=filled,
         avg_fill_price=100.0 if filled else None, last_error=None, mlflow_run_id=None, signal=None,
-        risk_decision=None, dq_verdict=None, created_at=NOW - age, updated_at=NOW - age,
+        risk_decision=None, dq_verdict=None, created_at=NOW - age, updated_at=NOW - age, session_date=None,
+            position_before=None, target_position=None,
     )  # fmt: skip
 
 

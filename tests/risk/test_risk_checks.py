@@ -126,7 +126,7 @@ def test_price_collar_vetoes_a_limit_outside_it():
 
 def test_no_last_price_is_vetoed_by_the_collar():
     result = run_check(C.PriceCollar(), signal(symbol="MSFT"))
-    assert not result.approved and result.reason == "no last price for MSFT"
+    assert not result.approved and result.reason == "no usable last price for MSFT"
 
 
 def test_max_order_notional():

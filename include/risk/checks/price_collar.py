@@ -14,7 +14,8 @@ class PriceCollar:
     def check(self, order: OrderProposal, ctx: RiskContext, limits: RiskLimits, run: RunTally) -> CheckResult:
         last, collar = order.last_price, limits.price_collar_pct
         if not last or last <= 0:
-            return veto(self.name, f"no last price for {order.symbol}")
+            note = ctx.price_notes.get(order.symbol)
+            return veto(self.name, f"no usable last price for {order.symbol}" + (f": {note}" if note else ""))
         if order.signal_price is None:
             return veto(self.name, "the signal carries no reference price")
         moved = abs(order.signal_price - last) / last
