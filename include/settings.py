@@ -275,8 +275,9 @@ def gateway_url_from_connection(conn: Any) -> tuple[str, dict[str, Any]]:
     return url, extra
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Env vars first; inside Airflow, unset values come from the project's connections."""
+def load_settings(environ: Mapping[str, str] | None = None, *, workflow: Any = None) -> Settings:
+    """Env vars first; inside Airflow, unset values come from the project's connections, then from the workflow
+    YAML (``include/config/workflow.yaml`` or $WORKFLOW_FILE; ``workflow``: an already loaded one)."""
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     overrides: dict[str, Any] = {}
@@ -297,27 +298,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 overrides["ibkr_verify_ssl"] = bool(extra["verify_ssl"])
             if extra.get("account_id") and not settings.ibkr_account_id:
                 overrides["ibkr_account_id"] = str(extra["account_id"])
+        elif _workflow(env, workflow).backend.gateway_url:
+            overrides["ibkr_gateway_url"] = _workflow(env, workflow).backend.gateway_url.rstrip("/")
     if not settings.mlflow_tracking_uri:
-        uri = _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID))
+        uri = _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID)) \
+            or _workflow(env, workflow).mlflow.tracking_uri
         if uri:
             overrides["mlflow_tracking_uri"] = uri
     return replace(settings, **overrides) if overrides else settings
 
 
-def mlflow_tracking_uri(environ: Mapping[str, str] | None = None) -> str:
-    """``MLFLOW_TRACKING_URI``, else the ``mlflow_default`` connection; never a silent local store.
+def mlflow_tracking_uri(environ: Mapping[str, str] | None = None, *, workflow: Any = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else the ``mlflow_default`` connection, else ``mlflow.tracking_uri`` of the workflow
+    YAML; never a silent local store.
 
     Only this lookup (not the whole ``load_settings``): tracking helpers call it in every task.
     ``make demo``/``make up`` set the variable to the local store (``scripts/devstack.py``).
     """
     env = os.environ if environ is None else environ
-    uri = env.get("MLFLOW_TRACKING_URI") or _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID))
+    uri = env.get("MLFLOW_TRACKING_URI") or _mlflow_uri_from_connection(_airflow_connection(MLFLOW_CONN_ID)) \
+        or _workflow(env, workflow).mlflow.tracking_uri
     if not uri:
         raise SettingsError(
             "no MLflow tracking store configured: set MLFLOW_TRACKING_URI (a server http://host:5000 or "
             f"sqlite:////abs/path/mlflow.db) or the Airflow connection {MLFLOW_CONN_ID!r}"
         )
     return uri
+
+
+def _workflow(env: Mapping[str, str], loaded: Any = None) -> Any:
+    """The workflow YAML (validated; cached per file): the last place endpoints are looked up."""
+    if loaded is not None:
+        return loaded
+    from include.config.workflow import WORKFLOW_FILE_ENV, load_workflow  # lazy: include.config imports us
+
+    return load_workflow(env.get(WORKFLOW_FILE_ENV) or None)
 
 
 def _mlflow_uri_from_connection(conn: Any | None) -> str | None:

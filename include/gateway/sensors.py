@@ -16,7 +16,8 @@ class IBKRAuthSensor(BaseSensorOperator):
     """Succeeds when the gateway session is authenticated, connected, not competing and primed.
 
     Runs in ``reschedule`` mode by default so no worker slot is held while a human logs in at the
-    gateway. Each poke that finds no brokerage session asks the gateway to reauthenticate once.
+    gateway. Each poke that finds no brokerage session asks the gateway to reauthenticate once
+    (``attempt_reauth``, the guide's name; ``try_reauth`` is the same switch).
     """
 
     template_fields = ("ibkr_conn_id",)
@@ -25,6 +26,7 @@ class IBKRAuthSensor(BaseSensorOperator):
         self,
         *,
         ibkr_conn_id: str = IBKR_CONN_ID,
+        attempt_reauth: bool | None = None,
         try_reauth: bool = True,
         mode: str = "reschedule",
         poke_interval: float = 30.0,
@@ -33,7 +35,11 @@ class IBKRAuthSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(mode=mode, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.ibkr_conn_id = ibkr_conn_id
-        self.try_reauth = try_reauth
+        self.try_reauth = try_reauth if attempt_reauth is None else attempt_reauth
+
+    @property
+    def attempt_reauth(self) -> bool:
+        return self.try_reauth
 
     def poke(self, context: Any) -> bool:
         from include.ibkr.errors import (

@@ -57,3 +57,13 @@ def test_market_open_sensor_override_is_explicit(monkeypatch):
     monkeypatch.setenv("TRADING_CLOCK", datetime(2024, 7, 4, 15, tzinfo=UTC).isoformat())
     assert MarketOpenSensor(task_id="m", ignore_market_hours="true").poke({}) is True
     assert MarketOpenSensor(task_id="m", ignore_market_hours="false").poke({}) is False
+
+
+def test_auth_sensor_takes_the_guides_parameters(gateway):
+    sensor = IBKRAuthSensor(task_id="check_ibkr_auth", attempt_reauth=False, poke_interval=5, timeout=60)
+    assert (sensor.poke_interval, sensor.timeout, sensor.attempt_reauth, sensor.try_reauth) == (5, 60, False, False)
+    _session(gateway, state="sso_only")
+    assert sensor.poke({}) is False  # no reauthentication asked for
+    assert httpx.get(f"{gateway.admin_url}/state").json()["session"] != "authenticated"
+    assert IBKRAuthSensor(task_id="a", attempt_reauth=True).poke({}) is True
+    assert IBKRAuthSensor(task_id="b").attempt_reauth is True  # the default (and try_reauth) unchanged
