@@ -10,11 +10,13 @@ from include.tracking.links import MLFLOW_RUN_ID_XCOM_KEY, START_TASK_ID, run_ur
 from include.tracking.logger import RunLogger
 from include.tracking.runs import context_ids, end_run, mlflow_status, start_run
 from include.tracking.store import artifact_root, client, ensure_experiment, resolve_tracking_uri
+from include.tracking.tracker import MLflowTracker
 
 __all__ = [
     "DEFAULT_DATA_EXPERIMENT",
     "MLFLOW_RUN_ID_XCOM_KEY",
     "START_TASK_ID",
+    "MLflowTracker",
     "RunLogger",
     "artifact_root",
     "client",

@@ -78,7 +78,7 @@ def test_settings_fall_back_to_the_workflow_file(no_endpoints, tmp_path, monkeyp
     ("defaults: {retries: -1}", "defaults.retries"),
 ])
 def test_invalid_files_name_the_field(tmp_path, text, message):
-    with pytest.raises(ConfigError, match="workflow.yaml: ") as err:
+    with pytest.raises(ConfigError, match=r"workflow\.yaml: ") as err:
         load_workflow(write(tmp_path, text))
     assert message in str(err.value)
 
