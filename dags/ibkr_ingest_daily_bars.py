@@ -1,13 +1,15 @@
 """Daily IBKR bars into ``raw.daily_bars``: after each XNYS session close, one batch per run.
 
 Per-symbol fetch tasks (pool ``ibkr_api``: the gateway allows 5 concurrent history requests)
-stage validated bars; ``load_bars`` upserts the whole batch in one transaction and emits the
-``raw.daily_bars`` asset. A bad symbol fails its task by name and nothing is loaded.
+stage validated bars; ``load_bars`` upserts each fetched symbol in its own transaction and emits the
+``raw.daily_bars`` asset (so dbt and the quality gate run for them). A bad symbol fails only its own task (an
+unknown ticker or bad bars at once, gateway faults after retries); ``check_symbols`` then fails the run (or warns:
+``on_symbol_error``) with one alert naming the symbols that did not load.
 """
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.alerts.notifiers import failure_notifier
 from include.assets import RAW_DAILY_BARS
@@ -27,6 +29,9 @@ from include.timetables import ExchangeSessionTimetable
                          description="Tickers to load; empty = STOCK_SYMBOLS (default TSLA, NVDA)."),
         "initial_history_sessions": Param(504, type="integer", minimum=1, maximum=5000,
                                           description="Sessions of history for a symbol's first load."),
+        "on_symbol_error": Param(None, type=["null", "string"], enum=[None, "fail", "warn"],
+                                 description="A symbol that did not load fails the run, or only warns; "
+                                             "empty = ON_SYMBOL_ERROR (default fail)."),
     },
     doc_md=__doc__,
 )
@@ -45,14 +50,21 @@ def ibkr_ingest_daily_bars():
         context["symbol"] = symbol  # labels the mapped task with its ticker in the UI
         return tasks.fetch_bars(symbol, context)
 
-    @task(outlets=[RAW_DAILY_BARS])
+    # The symbols fetched load even when others failed; their results arrive, the failed ones' do not.
+    @task(outlets=[RAW_DAILY_BARS], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def load_bars(staged: list[dict]) -> dict:
         from include.marketdata import tasks
 
         # A slice fetches every mapped result in one request (iterating probes one index too far).
         return tasks.load_bars(list(staged[:]), get_current_context())
 
-    load_bars(fetch_bars.expand(symbol=resolve_symbols()))
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_symbols() -> dict:
+        from include.marketdata import tasks
+
+        return tasks.check_symbols(get_current_context(), load_task="load_bars", fetch_task="fetch_bars")
+
+    load_bars(fetch_bars.expand(symbol=resolve_symbols())) >> check_symbols()
 
 
 ibkr_ingest_daily_bars()

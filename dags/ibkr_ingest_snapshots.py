@@ -1,12 +1,13 @@
 """IBKR market snapshots into ``raw.market_snapshots`` every 5 minutes while XNYS is open.
 
 Snapshots are de-duplicated on (symbol, gateway update time), so retries and overlapping runs
-never double-count. Emits the ``raw.market_snapshots`` asset.
+never double-count. Emits the ``raw.market_snapshots`` asset. An unknown symbol is left out (not retried) and the
+others are stored; ``check_symbols`` then fails the run (or warns: ``on_symbol_error``) with one alert naming it.
 """
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.alerts.notifiers import failure_notifier
 from include.assets import RAW_MARKET_SNAPSHOTS
@@ -24,6 +25,9 @@ from include.timetables import ExchangeIntradayTimetable
     params={
         "symbols": Param(None, type=["null", "array"], items={"type": "string"},
                          description="Tickers to snapshot; empty = STOCK_SYMBOLS."),
+        "on_symbol_error": Param(None, type=["null", "string"], enum=[None, "fail", "warn"],
+                                 description="A symbol without a snapshot fails the run, or only warns; "
+                                             "empty = ON_SYMBOL_ERROR (default fail)."),
     },
     doc_md=__doc__,
 )
@@ -40,7 +44,13 @@ def ibkr_ingest_snapshots():
 
         return tasks.fetch_snapshots(symbols, get_current_context())
 
-    fetch_snapshots(resolve_symbols())
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_symbols() -> dict:
+        from include.marketdata import tasks
+
+        return tasks.check_symbols(get_current_context(), load_task="fetch_snapshots", fetch_task="fetch_snapshots")
+
+    fetch_snapshots(resolve_symbols()) >> check_symbols()
 
 
 ibkr_ingest_snapshots()

@@ -116,6 +116,17 @@ def parse_message_ids(raw: str | None) -> tuple[str, ...]:
     return tuple(ids)
 
 
+ON_SYMBOL_ERROR_MODES = ("fail", "warn")
+
+
+def parse_on_symbol_error(raw: str | None, name: str = "ON_SYMBOL_ERROR") -> str:
+    """``fail`` (default: the run fails naming the symbols that did not load) or ``warn`` (it succeeds, alerting)."""
+    value = (raw or "fail").strip().lower() or "fail"
+    if value not in ON_SYMBOL_ERROR_MODES:
+        raise SettingsError(f"{name}={raw!r}: use fail or warn")
+    return value
+
+
 def normalize_pg_url(url: str) -> str:
     """libpq accepts postgresql:// and postgres://; strip SQLAlchemy driver suffixes (+psycopg2)."""
     scheme, sep, rest = url.partition("://")
@@ -141,6 +152,7 @@ class Settings:
     debug_mode: bool = False
     initial_history_sessions: int = 504
     overlap_sessions: int = 5
+    on_symbol_error: str = "fail"  # ON_SYMBOL_ERROR: fail|warn, an ingestion run with symbols that did not load
     exchange: str = "XNYS"
     strategies_file: str | None = None  # STRATEGIES_FILE: another strategies YAML than include/config/
     quality_reports_dir: str | None = None  # QUALITY_REPORTS_DIR: GX Data Docs / JSON reports
@@ -238,6 +250,7 @@ class Settings:
             "debug_mode": parse_bool("DEBUG_MODE", env.get("DEBUG_MODE"), False),
             "initial_history_sessions": _int("INITIAL_HISTORY_SESSIONS", 504),
             "overlap_sessions": _int("OVERLAP_SESSIONS", 5, minimum=0),
+            "on_symbol_error": parse_on_symbol_error(env.get("ON_SYMBOL_ERROR")),
             "quality_max_daily_move": _float("QUALITY_MAX_DAILY_MOVE", 0.4),
             **{name.lower(): env.get(name) or None for name in PLAIN_ENV_VARS},
             "trading_clock": _clock(env.get("TRADING_CLOCK")),

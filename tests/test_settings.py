@@ -88,3 +88,10 @@ def test_mlflow_tracking_uri_env_then_connection_then_a_clear_error(monkeypatch)
     monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT")
     with pytest.raises(SettingsError, match=r"MLFLOW_TRACKING_URI.*mlflow_default"):
         mlflow_tracking_uri({})
+
+
+def test_on_symbol_error_is_fail_by_default_or_warn():
+    assert Settings.from_env({}).on_symbol_error == "fail"
+    assert Settings.from_env({"ON_SYMBOL_ERROR": " Warn "}).on_symbol_error == "warn"
+    with pytest.raises(SettingsError, match="ON_SYMBOL_ERROR='skip': use fail or warn"):
+        Settings.from_env({"ON_SYMBOL_ERROR": "skip"})

@@ -89,3 +89,28 @@ def order_alerts(report: Any, failure: Any, *, dag_id: str, run_id: str, strateg
                        dag_id=dag_id, run_id=run_id)
     except Exception:  # an alert must never break the order path
         log.exception("could not send the order alerts of %s %s", dag_id, run_id)
+
+
+def symbols_not_loaded_alert(failed: Mapping[str, str], *, loaded: Iterable[str], dag_id: str | None,
+                             run_id: str | None, on_symbol_error: str) -> list[str] | None:
+    """One ``symbols_not_loaded`` alert for an ingestion run, naming each symbol that did not load and why (severity
+    error when the run fails for them, warning with ``on_symbol_error`` warn); None when every symbol loaded. A
+    cleared task does not repeat an alert its DAG run already delivered. Never raises."""
+    from include.alerts import send_alert
+    from include.alerts.models import SYMBOLS_NOT_LOADED
+
+    if not failed:
+        return None
+    try:
+        listed = "; ".join(f"{symbol} ({why})" for symbol, why in sorted(failed.items()))
+        ok = sorted(loaded)
+        summary = (f"{len(failed)} symbol(s) not loaded in {dag_id}: {listed}"
+                   f" (loaded: {', '.join(ok) or 'none'}; on_symbol_error={on_symbol_error})")
+        if _already_delivered(SYMBOLS_NOT_LOADED, dag_id, run_id, summary):
+            return []
+        return send_alert(SYMBOLS_NOT_LOADED, summary, severity="error" if on_symbol_error == "fail" else "warning",
+                          details={"failed": dict(failed), "loaded": ok, "on_symbol_error": on_symbol_error},
+                          dag_id=dag_id, run_id=run_id)
+    except Exception:  # an alert must never break the ingestion path
+        log.exception("could not send the symbols_not_loaded alert of %s %s", dag_id, run_id)
+        return None

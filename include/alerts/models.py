@@ -20,6 +20,7 @@ GATEWAY_UNHEALTHY = "gateway_unhealthy"
 PROTECTION_TRIGGERED = "protection_triggered"
 ORDER_REJECTED = "order_rejected"  # an intent rejected, failed or left unknown: the task fails too
 ORDER_VETOED = "order_vetoed"  # refused by the re-check right before submission (never sent)
+SYMBOLS_NOT_LOADED = "symbols_not_loaded"  # an ingestion run's symbols that failed alone (the others loaded)
 
 DISCORD_CONTENT_LIMIT = 2000  # Discord rejects longer `content`
 SOURCE = "ibkr-airflow"

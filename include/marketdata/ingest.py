@@ -1,7 +1,7 @@
-"""Ingestion steps the DAGs call: resolve contracts, fetch and stage bars, load a batch, snapshots.
+"""Ingestion steps the DAGs call: resolve contracts, fetch and stage bars, load them symbol by symbol, snapshots.
 
 No Airflow imports: tasks pass in an ``IBKRClient``, a DSN and a run id, so the same code runs in
-the DAGs, the benchmark and the tests.
+the DAGs, the benchmark and the tests. A symbol's own failure (unknown ticker, bad bars) is isolated to it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from include.ibkr.models import Contract
 
 log = logging.getLogger(__name__)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a failure of one symbol's data that no retry can fix: an unknown ticker, an invalid bar, no data,
+    a request IBKR refuses, values that cannot be stored. Gateway faults (5xx, pacing, session, network) are not."""
+    from include.ibkr import errors as E
+
+    permanent = (E.UnknownSymbolError, E.InvalidBarError, E.NoDataError, E.BadRequestError, ValueError)
+    return isinstance(exc, permanent)
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error type (what a symbol's failure is reported as)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -106,34 +121,75 @@ def fetch_and_stage_bars(
     )
 
 
-def load_staged_batch(dsn: str, run_key: str, symbols: list[str]) -> list[loaders.LoadResult]:
-    """Upsert every staged symbol of this run in one transaction (all or nothing)."""
+def load_staged_symbols(dsn: str, run_key: str, symbols: list[str]) -> tuple[list[loaders.LoadResult], dict[str, str]]:
+    """Upsert each staged symbol of this run in a transaction of its own: (results, {symbol: why it did not load})."""
+    import psycopg2
+
+    results: list[loaders.LoadResult] = []
+    failed: dict[str, str] = {}
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
-        results = loaders.upsert_staged_bars(conn, run_key, expected_symbols=symbols)
-    for r in results:
-        log.info(
-            "%s: %d received, %d inserted, %d updated, %d unchanged",
-            r.symbol, r.received, r.inserted, r.updated, r.unchanged,
-        )  # fmt: skip
-    return results
+        for symbol in symbols:
+            try:
+                r = loaders.upsert_staged_symbol(conn, run_key, symbol)
+            except (psycopg2.Error, RuntimeError) as exc:  # rolled back: only this symbol is not loaded
+                failed[symbol] = describe(exc)
+                log.error("%s: not loaded: %s", symbol, failed[symbol])
+                continue
+            results.append(r)
+            log.info("%s: %d received, %d inserted, %d updated, %d unchanged",
+                     r.symbol, r.received, r.inserted, r.updated, r.unchanged)
+    return results, failed
 
 
-def ingest_snapshots(client: IBKRClient, dsn: str, symbols: list[str], run_key: str) -> dict[str, Any]:
+def ingest_snapshots(client: IBKRClient, dsn: str, symbols: list[str], run_key: str, *,
+                     isolate: bool = False) -> dict[str, Any]:
     """Take one market snapshot of ``symbols`` and store it (one transaction, deduplicated); the summary names
-    the symbols whose quote came without the gateway's update time (``quote_at`` NULL: age unknown)."""
+    the symbols whose quote came without the gateway's update time (``quote_at`` NULL: age unknown).
+
+    ``isolate``: a symbol failing for good (``is_permanent``: unknown ticker, no data) is left out and named in
+    ``failed`` instead of failing the batch; gateway faults still raise."""
+    failed: dict[str, str] = {}
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
-        contracts = [resolve_contract(client, conn, s) for s in symbols]
-        snapshots = client.snapshot(contracts)
+        contracts = []
+        for symbol in symbols:
+            try:
+                contracts.append(resolve_contract(client, conn, symbol))
+            except Exception as exc:
+                if not (isolate and is_permanent(exc)):
+                    raise
+                failed[symbol] = describe(exc)
+        snapshots = _snapshot(client, contracts, failed) if isolate else client.snapshot(contracts)
         inserted = loaders.load_snapshots(conn, snapshots, run_key, data_source(client))
     undated = [s.symbol for s in snapshots if s.quote_at is None]
     if undated:
         log.warning("snapshot(s) without the gateway's update time, stored with quote_at NULL: %s", undated)
+    if failed:
+        log.error("no snapshot for %s", "; ".join(f"{s} ({why})" for s, why in failed.items()))
     return {
         "symbols": [s.symbol for s in snapshots],
         "received": len(snapshots),
         "inserted": inserted,
         "captured_at": max(s.captured_at for s in snapshots).isoformat() if snapshots else None,
         "without_quote_time": undated,
+        "failed": failed,
     }
+
+
+def _snapshot(client: IBKRClient, contracts: list[Contract], failed: dict[str, str]) -> list[Any]:
+    """One snapshot call for all; if that fails for good (a symbol without data), one call per symbol instead."""
+    out: list[Any] = []
+    for batch in [contracts] if len(contracts) == 1 else [contracts, *([c] for c in contracts)]:
+        try:
+            snapshots = client.snapshot(batch)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            if len(batch) == 1:
+                failed[batch[0].symbol] = describe(exc)
+            continue
+        if len(batch) == len(contracts):
+            return snapshots
+        out.extend(snapshots)
+    return out

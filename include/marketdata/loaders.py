@@ -1,8 +1,9 @@
 """COPY + upsert loaders for raw market data. Every load is one transaction; re-runs are idempotent.
 
-Daily bars go in two steps so a DAG run is all-or-nothing across symbols: per-symbol tasks COPY
-their bars into ``staging.daily_bars`` (keyed by run id), then one transaction upserts the batch.
-Unchanged rows are not rewritten (the upsert's WHERE skips identical values).
+Daily bars go in two steps: per-symbol tasks COPY their bars into ``staging.daily_bars`` (keyed by run id),
+then the load upserts them, one transaction per symbol (``upsert_staged_symbol``: one bad symbol never holds
+back the others) or one for a whole batch (``upsert_staged_bars``). Unchanged rows are not rewritten (the
+upsert's WHERE skips identical values).
 """
 
 from __future__ import annotations
@@ -68,13 +69,16 @@ def stage_bars(conn: PgConnection, run_id: str, symbol: str, bars: Sequence[Bar]
 _COLS = ", ".join(_BAR_COLUMNS)
 _CHANGED = (f"({', '.join(f't.{c}' for c in _VALUE_COLUMNS)})"
             f" IS DISTINCT FROM ({', '.join(f's.{c}' for c in _VALUE_COLUMNS)})")
+# psycopg2 binds client-side: with symbol None the planner sees NULL IS NULL (folded away), one plan per use.
+_ONE_SYMBOL = "(%(symbol)s::text IS NULL OR s.symbol = %(symbol)s::text)"
 _UPDATE_SQL = f"""
 WITH updated AS (
     UPDATE raw.daily_bars AS t SET
         {", ".join(f"{c} = s.{c}" for c in _VALUE_COLUMNS)},
         source = s.source, run_id = %(run_id)s, loaded_at = now()
     FROM staging.daily_bars AS s
-    WHERE s.run_id = %(run_id)s AND t.symbol = s.symbol AND t.session_date = s.session_date AND {_CHANGED}
+    WHERE s.run_id = %(run_id)s AND {_ONE_SYMBOL} AND t.symbol = s.symbol AND t.session_date = s.session_date
+      AND {_CHANGED}
     RETURNING t.symbol
 )
 SELECT symbol, count(*) FROM updated GROUP BY symbol
@@ -84,43 +88,64 @@ WITH inserted AS (
     INSERT INTO raw.daily_bars ({_COLS}, source, run_id, loaded_at)
     SELECT {", ".join(f"s.{c}" for c in _BAR_COLUMNS)}, s.source, %(run_id)s, now()
     FROM staging.daily_bars AS s
-    WHERE s.run_id = %(run_id)s AND NOT EXISTS (
+    WHERE s.run_id = %(run_id)s AND {_ONE_SYMBOL} AND NOT EXISTS (
         SELECT 1 FROM raw.daily_bars t WHERE t.symbol = s.symbol AND t.session_date = s.session_date)
     RETURNING symbol
 )
 SELECT symbol, count(*) FROM inserted GROUP BY symbol
 """
-_RECEIVED_SQL = "SELECT symbol, count(*) FROM staging.daily_bars WHERE run_id = %(run_id)s GROUP BY symbol"
+_RECEIVED_SQL = ("SELECT symbol, count(*) FROM staging.daily_bars AS s WHERE s.run_id = %(run_id)s AND "
+                 f"{_ONE_SYMBOL} GROUP BY symbol")
 
 
 def upsert_staged_bars(
     conn: PgConnection, run_id: str, expected_symbols: Sequence[str] | None = None
 ) -> list[LoadResult]:
-    """Upsert every bar staged by ``run_id`` into ``raw.daily_bars`` in one transaction."""
-    args = {"run_id": run_id}
+    """Upsert every bar staged by ``run_id`` into ``raw.daily_bars`` in one transaction (all or nothing)."""
     with conn, conn.cursor() as cur:
-        # Writers queue here (readers do not): concurrent backfills overlapping on sessions stay correct.
-        cur.execute("LOCK TABLE raw.daily_bars IN SHARE ROW EXCLUSIVE MODE")
-        cur.execute(_RECEIVED_SQL, args)
-        received = dict(cur.fetchall())
-        cur.execute(_UPDATE_SQL, args)
-        updated = dict(cur.fetchall())
-        cur.execute(_INSERT_SQL, args)
-        inserted = dict(cur.fetchall())
-        results = [
-            LoadResult(sym, int(n), int(inserted.get(sym, 0)), int(updated.get(sym, 0)))
-            for sym, n in sorted(received.items())
-        ]
+        results = _upsert(cur, run_id, None)
         if expected_symbols is not None:
             missing = sorted(set(expected_symbols) - {r.symbol for r in results})
             if missing:
                 # Raising inside the transaction rolls the whole batch back: all symbols or none.
                 raise RuntimeError(f"run {run_id!r} has no staged bars for {missing}; nothing was loaded")
-        _audit(cur, "raw.daily_bars", run_id, results)
-        cur.execute("DELETE FROM staging.daily_bars WHERE run_id = %s", (run_id,))
-        # Staged rows of runs that never reached this step are abandoned after a week.
-        cur.execute("DELETE FROM staging.daily_bars WHERE staged_at < now() - interval '7 days'")
+        _finish(cur, "raw.daily_bars", run_id, results, None)
     return results
+
+
+def upsert_staged_symbol(conn: PgConnection, run_id: str, symbol: str) -> LoadResult:
+    """Upsert the bars ``run_id`` staged for ``symbol`` in a transaction of its own; raises (rolling back only this
+    symbol) when it has none staged."""
+    with conn, conn.cursor() as cur:
+        results = _upsert(cur, run_id, symbol)
+        if not results:
+            raise RuntimeError(f"run {run_id!r} has no staged bars for {symbol}; it was not loaded")
+        _finish(cur, "raw.daily_bars", run_id, results, symbol)
+    return results[0]
+
+
+def _upsert(cur: Any, run_id: str, symbol: str | None) -> list[LoadResult]:
+    args = {"run_id": run_id, "symbol": symbol}
+    # Writers queue here (readers do not): concurrent backfills overlapping on sessions stay correct.
+    cur.execute("LOCK TABLE raw.daily_bars IN SHARE ROW EXCLUSIVE MODE")
+    cur.execute(_RECEIVED_SQL, args)
+    received = dict(cur.fetchall())
+    cur.execute(_UPDATE_SQL, args)
+    updated = dict(cur.fetchall())
+    cur.execute(_INSERT_SQL, args)
+    inserted = dict(cur.fetchall())
+    return [LoadResult(sym, int(n), int(inserted.get(sym, 0)), int(updated.get(sym, 0)))
+            for sym, n in sorted(received.items())]
+
+
+def _finish(cur: Any, table: str, run_id: str, results: Sequence[LoadResult], symbol: str | None) -> None:
+    """Audit the load and drop what it consumed from staging (and staged rows abandoned for a week)."""
+    _audit(cur, table, run_id, results)
+    if symbol is None:
+        cur.execute("DELETE FROM staging.daily_bars WHERE run_id = %s", (run_id,))
+    else:
+        cur.execute("DELETE FROM staging.daily_bars WHERE run_id = %s AND symbol = %s", (run_id, symbol))
+    cur.execute("DELETE FROM staging.daily_bars WHERE staged_at < now() - interval '7 days'")
 
 
 def _audit(cur: Any, table: str, run_id: str | None, results: Sequence[LoadResult]) -> None:

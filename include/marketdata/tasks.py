@@ -1,12 +1,22 @@
-"""Task bodies for the ingestion DAGs: read the Airflow context, call ``ingest``, return summaries."""
+"""Task bodies for the ingestion DAGs: read the Airflow context, call ``ingest``, return summaries.
+
+A symbol that fails (unknown ticker, bad bars: for good, no retry; gateway faults: after the task's retries) fails
+only itself: the others load, and ``check_symbols`` ends the run failed (or, with ``on_symbol_error`` warn,
+successful) with one alert naming every symbol that did not load and why.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
 from include.marketdata.calendar import MarketCalendar
-from include.settings import load_settings, parse_symbols
+from include.settings import load_settings, parse_on_symbol_error, parse_symbols
+
+log = logging.getLogger(__name__)
+SYMBOL_ERROR_KEY = "symbol_errors"  # XCom of a failed fetch, {symbol: why} (Airflow keeps it after the failure)
 
 
 def run_key(context: Any) -> str:
@@ -33,37 +43,97 @@ def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
     settings = load_settings()
     calendar = MarketCalendar(settings.exchange)
     params = context["params"]
-    with IBKRHook().get_conn(settings) as client:
-        client.ensure_session()
-        staged = fetch_and_stage_bars(
-            client,
-            settings.require_market_db_url(),
-            symbol,
-            target_session(context, calendar),
-            run_key(context),
-            calendar=calendar,
-            initial_sessions=int(params.get("initial_history_sessions") or settings.initial_history_sessions),
-            overlap_sessions=settings.overlap_sessions,
-        )
+    try:
+        with IBKRHook().get_conn(settings) as client:
+            client.ensure_session()
+            staged = fetch_and_stage_bars(
+                client,
+                settings.require_market_db_url(),
+                symbol,
+                target_session(context, calendar),
+                run_key(context),
+                calendar=calendar,
+                initial_sessions=int(params.get("initial_history_sessions") or settings.initial_history_sessions),
+                overlap_sessions=settings.overlap_sessions,
+            )
+    except Exception as exc:
+        raise symbol_failure(context, [symbol], exc) from exc
     return staged.as_dict()
 
 
+def symbol_failure(context: Any, symbols: list[str], exc: BaseException,
+                   reasons: dict[str, str] | None = None) -> BaseException:
+    """The exception a fetch task fails with: the reason per symbol stays in XCom for ``check_symbols``, which sends
+    the run's one alert (so this failure sends none); a permanent failure (``ingest.is_permanent``) is not retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.marketdata.ingest import describe, is_permanent
+
+    why = describe(exc)
+    context["ti"].xcom_push(key=SYMBOL_ERROR_KEY, value=reasons or dict.fromkeys(symbols, why))
+    error: BaseException = (AirflowFailException(f"{', '.join(symbols)}: {why} (not retried)")
+                            if is_permanent(exc) else exc)
+    with contextlib.suppress(AttributeError):  # a type without __dict__: the generic task alert goes out too
+        error.alerted = True  # type: ignore[attr-defined]  # check_symbols alerts once for the whole run
+    return error
+
+
 def load_bars(staged: list[dict[str, Any]], context: Any) -> dict[str, Any]:
+    """Load every symbol whose fetch succeeded, each in its own transaction; the asset event lists the loaded ones."""
     from include.assets import RAW_DAILY_BARS
-    from include.marketdata.ingest import load_staged_batch
+    from include.marketdata.ingest import load_staged_symbols
 
     symbols = [s["symbol"] for s in staged]
-    results = load_staged_batch(load_settings().require_market_db_url(), run_key(context), symbols)
-    summary = {
-        r.symbol: {"received": r.received, "inserted": r.inserted, "updated": r.updated,
-                   "unchanged": r.unchanged}
-        for r in results
-    }
+    results, failed = load_staged_symbols(load_settings().require_market_db_url(), run_key(context), symbols)
+    if not results:
+        raise RuntimeError(f"no symbol could be loaded: {failed}")
+    loaded = {r.symbol: {"received": r.received, "inserted": r.inserted, "updated": r.updated,
+                         "unchanged": r.unchanged} for r in results}
     context["outlet_events"][RAW_DAILY_BARS].extra = {
-        "symbols": symbols,
-        "sessions": {s["symbol"]: [s["first_session"], s["last_session"]] for s in staged},
+        "symbols": sorted(loaded),
+        "sessions": {s["symbol"]: [s["first_session"], s["last_session"]] for s in staged if s["symbol"] in loaded},
     }
-    return summary
+    return {"loaded": loaded, "failed": failed}
+
+
+def _pulled_errors(context: Any, task_id: str) -> dict[str, str]:
+    pulled = context["ti"].xcom_pull(task_ids=task_id, key=SYMBOL_ERROR_KEY)  # one dict, or one per mapped task
+    return {k: v for item in (pulled if isinstance(pulled, list) else [pulled]) if isinstance(item, dict)
+            for k, v in item.items()}
+
+
+def check_symbols(context: Any, *, load_task: str, fetch_task: str | None = None,
+                  requested_task: str = "resolve_symbols") -> dict[str, Any]:
+    """The run's verdict on its symbols (trigger rule all_done): every requested symbol the load step did not report
+    loaded is named, with its reason, in ONE ``symbols_not_loaded`` alert; ``on_symbol_error`` (conf, else
+    ON_SYMBOL_ERROR) ``fail`` then fails this task (so the run), ``warn`` lets the run succeed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.alerts.events import symbols_not_loaded_alert
+
+    ti = context["ti"]
+    requested = list(ti.xcom_pull(task_ids=requested_task) or [])
+    summary = ti.xcom_pull(task_ids=load_task) or {}
+    loaded = sorted(summary.get("loaded") or summary.get("symbols") or [])
+    errors = {**(_pulled_errors(context, fetch_task) if fetch_task else {}), **(summary.get("failed") or {})}
+    failed = {s: errors.get(s, f"not loaded: {load_task} did not finish (see its log)")
+              for s in requested if s not in loaded}
+    mode = parse_on_symbol_error(context["params"].get("on_symbol_error") or load_settings().on_symbol_error,
+                                 "on_symbol_error")
+    if not requested:
+        raise AirflowFailException(f"no symbols resolved ({requested_task} did not finish): nothing was loaded")
+    result = {"loaded": loaded, "failed": failed, "on_symbol_error": mode}
+    if not failed:
+        return result
+    symbols_not_loaded_alert(failed, loaded=loaded, dag_id=ti.dag_id, run_id=ti.run_id, on_symbol_error=mode)
+    listed = "; ".join(f"{s}: {why}" for s, why in failed.items())
+    if mode == "warn":
+        log.warning("symbols not loaded (on_symbol_error=warn, the run succeeds): %s; loaded: %s", listed, loaded)
+        return result
+    error = AirflowFailException(f"{len(failed)} of {len(requested)} symbol(s) not loaded: {listed} (loaded: "
+                                 f"{', '.join(loaded) or 'none'}; on_symbol_error=warn lets such a run succeed)")
+    error.alerted = True  # type: ignore[attr-defined]  # the symbols_not_loaded alert went out: no generic one too
+    raise error
 
 
 def fetch_snapshots(symbols: list[str], context: Any) -> dict[str, Any]:
@@ -72,9 +142,15 @@ def fetch_snapshots(symbols: list[str], context: Any) -> dict[str, Any]:
     from include.marketdata.ingest import ingest_snapshots
 
     settings = load_settings()
-    with IBKRHook().get_conn(settings) as client:
-        client.ensure_session()
-        summary = ingest_snapshots(client, settings.require_market_db_url(), symbols, run_key(context))
+    try:
+        with IBKRHook().get_conn(settings) as client:
+            client.ensure_session()
+            summary = ingest_snapshots(client, settings.require_market_db_url(), symbols, run_key(context),
+                                       isolate=True)
+    except Exception as exc:  # a gateway fault: the whole batch retries; check_symbols names them all at the end
+        raise symbol_failure(context, symbols, exc) from exc
+    if not summary["symbols"]:  # every symbol failed for good: nothing stored, no asset event
+        raise symbol_failure(context, symbols, ValueError("no symbol could be snapshotted"), summary["failed"])
     context["outlet_events"][RAW_MARKET_SNAPSHOTS].extra = {
         "symbols": summary["symbols"], "captured_at": summary["captured_at"]
     }

@@ -60,13 +60,55 @@ def test_rerun_is_idempotent_and_rewrites_nothing(run_dag, stack_env):
     assert (inserted, updated) == (0, 0) and unchanged == received == 6  # last loaded session + 5 overlap
 
 
-def test_unknown_symbol_fails_by_name_and_loads_nothing(run_dag, stack_env, capfd):
-    state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA", "ZZZZQ"], "initial_history_sessions": 20})
+def _alerts(dsn):
+    return _rows(dsn, "SELECT event, severity, summary, details FROM ops.alerts ORDER BY id")
+
+
+def test_unknown_symbol_fails_alone_the_others_load_and_one_alert_names_it(run_dag, stack_env, capfd):
+    state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA", "ZZZZQ", "NVDA"], "initial_history_sessions": 20})
     assert state == "failed"
-    assert tasks["fetch_bars[ZZZZQ]"] == "failed" and tasks["fetch_bars[TSLA]"] == "success"
-    assert tasks["load_bars"] == "upstream_failed"
-    assert "ZZZZQ" in (log := _output(capfd)) and "UnknownSymbolError" in log
-    assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(*) FROM raw.daily_bars") == [(0,)]
+    assert tasks["fetch_bars[ZZZZQ]"] == "failed" and tasks["fetch_bars[TSLA]"] == tasks["fetch_bars[NVDA]"] \
+        == "success"
+    assert (tasks["load_bars"], tasks["check_symbols"]) == ("success", "failed")
+    assert "ZZZZQ" in (log := _output(capfd)) and "UnknownSymbolError" in log and "not retried" in log
+    dsn = stack_env["MARKET_DB_URL"]
+    assert _rows(dsn, "SELECT symbol, count(*) FROM raw.daily_bars GROUP BY 1 ORDER BY 1") == [("NVDA", 20),
+                                                                                                ("TSLA", 20)]
+    (event, severity, summary, details), = _alerts(dsn)  # one alert for the run, no per-task failure alert
+    assert (event, severity) == ("symbols_not_loaded", "error")
+    assert "ZZZZQ (UnknownSymbolError" in summary and "loaded: NVDA, TSLA" in summary
+    assert list(details["failed"]) == ["ZZZZQ"] and details["loaded"] == ["NVDA", "TSLA"]
+
+
+def test_an_unknown_symbol_is_not_retried():
+    """The DAG's retries (2, backoff from 1 min) are for gateway faults: UnknownSymbolError fails at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.ibkr.errors import GatewayServerError, UnknownSymbolError
+    from include.marketdata.tasks import symbol_failure
+
+    class _TI:
+        pushed: dict = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = _TI()
+    error = symbol_failure({"ti": ti}, ["ZZZZQ"], UnknownSymbolError("ZZZZQ", "no hit"))
+    assert isinstance(error, AirflowFailException) and error.alerted  # no retry; check_symbols alerts
+    assert "ZZZZQ" in ti.pushed["symbol_errors"]["ZZZZQ"]
+    transient = GatewayServerError("503", status_code=503)
+    assert symbol_failure({"ti": ti}, ["TSLA"], transient) is transient  # retried by Airflow
+
+
+def test_on_symbol_error_warn_lets_the_run_succeed_with_a_warning_alert(run_dag, stack_env):
+    state, tasks = run_dag(DAG_ID, {"symbols": ["ZZZZQ", "TSLA"], "initial_history_sessions": 10,
+                                    "on_symbol_error": "warn"})
+    assert state == "success", tasks
+    assert (tasks["fetch_bars[ZZZZQ]"], tasks["check_symbols"]) == ("failed", "success")
+    dsn = stack_env["MARKET_DB_URL"]
+    assert _rows(dsn, "SELECT DISTINCT symbol FROM raw.daily_bars") == [("TSLA",)]
+    assert [(e, sev) for e, sev, *_ in _alerts(dsn)] == [("symbols_not_loaded", "warning")]
 
 
 @pytest.mark.parametrize(
@@ -82,16 +124,17 @@ def test_malformed_bar_fails_naming_symbol_and_date_then_rerun_succeeds(run_dag,
     day = cal.previous_session(cal.last_completed_session(datetime.now(UTC)))
     httpx.post(f"{simulator.admin_url}/bars",
                json={"symbol": "TSLA", "bars": [{"date": day.isoformat(), **bar}]}).raise_for_status()
-    conf = {"symbols": ["NVDA", "TSLA"], "initial_history_sessions": 20}
+    conf = {"symbols": ["NVDA", "TSLA"], "initial_history_sessions": 20, "on_symbol_error": "fail"}
     state, tasks = run_dag(DAG_ID, conf)
-    assert state == "failed" and tasks["fetch_bars[TSLA]"] == "failed"
+    assert state == "failed" and tasks["fetch_bars[TSLA]"] == "failed" and tasks["load_bars"] == "success"
     log = _output(capfd)
     assert "InvalidBarError" in log and day.isoformat() in log and reason in log
-    assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(*) FROM raw.daily_bars") == [(0,)]  # NVDA neither
+    dsn = stack_env["MARKET_DB_URL"]
+    assert _rows(dsn, "SELECT DISTINCT symbol FROM raw.daily_bars") == [("NVDA",)]  # NVDA loaded, TSLA not
 
     httpx.post(f"{simulator.admin_url}/reset").raise_for_status()  # the gateway serves clean data again
     assert run_dag(DAG_ID, conf)[0] == "success"
-    assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(DISTINCT symbol) FROM raw.daily_bars") == [(2,)]
+    assert _rows(dsn, "SELECT count(DISTINCT symbol) FROM raw.daily_bars") == [(2,)]
 
 
 def test_persistent_gateway_errors_fail_the_task_with_the_reason(run_dag, stack_env, simulator, capfd):
@@ -99,9 +142,12 @@ def test_persistent_gateway_errors_fail_the_task_with_the_reason(run_dag, stack_
                json={"path": "/iserver/marketdata/history", "status": 503, "times": -1}).raise_for_status()
     state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA"], "initial_history_sessions": 10})
     assert state == "failed" and tasks["fetch_bars[TSLA]"] == "failed"
+    assert (tasks["load_bars"], tasks["check_symbols"]) == ("upstream_failed", "failed")
     log = _output(capfd)
     assert "GatewayServerError" in log and "503" in log
     assert _rows(stack_env["MARKET_DB_URL"], "SELECT count(*) FROM raw.daily_bars") == [(0,)]
+    (_, _, summary, _), = _alerts(stack_env["MARKET_DB_URL"])
+    assert "TSLA (GatewayServerError" in summary
 
 
 def test_logged_out_gateway_is_an_error_not_a_fallback(run_dag, stack_env, simulator, capfd):

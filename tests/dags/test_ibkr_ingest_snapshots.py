@@ -42,3 +42,18 @@ def test_closed_market_snapshot_is_marked_as_previous_close(run_dag, stack_env, 
     _set_clock(simulator, "2025-01-11T15:00:00Z")  # Saturday: the gateway prefixes last with "C"
     assert run_dag(DAG_ID, {"symbols": ["TSLA"]})[0] == "success"
     assert _rows(stack_env["MARKET_DB_URL"], "SELECT last_price_type FROM raw.market_snapshots") == [("close",)]
+
+
+def test_unknown_symbol_is_left_out_and_named_the_others_are_stored(run_dag, stack_env, simulator):
+    _set_clock(simulator, "2025-01-10T15:00:00Z")
+    state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA", "ZZZZQ", "NVDA"]})
+    assert state == "failed"
+    assert (tasks["fetch_snapshots"], tasks["check_symbols"]) == ("success", "failed")
+    dsn = stack_env["MARKET_DB_URL"]
+    assert _rows(dsn, "SELECT symbol FROM raw.market_snapshots ORDER BY 1") == [("NVDA",), ("TSLA",)]
+    (event, summary), = _rows(dsn, "SELECT event, summary FROM ops.alerts")
+    assert event == "symbols_not_loaded" and "ZZZZQ (UnknownSymbolError" in summary
+
+    state, tasks = run_dag(DAG_ID, {"symbols": ["ZZZZQ"], "on_symbol_error": "warn"})
+    assert (tasks["fetch_snapshots"], tasks["check_symbols"]) == ("failed", "success")  # nothing stored, no event
+    assert state == "success"
