@@ -1,5 +1,5 @@
-"""Backtest a configured strategy on the dbt mart history, with a parameter sweep (one mapped task per
-combination). Logic in include/backtest; this file only wires the tasks."""
+"""Backtest a configured strategy on the dbt mart history: a parameter sweep (one mapped task per combination) or
+a walk-forward analysis (one mapped task per window). Logic in include/backtest; this file only wires the tasks."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ commission and slippage, sized and checked by the live risk engine (protections 
 
 `grid` maps dotted config keys to lists, e.g.
 `{"signal.oversold": [25, 30], "protections.max_drawdown.max_drawdown_pct": [0.1, 0.2]}`.
+
+With `walk_forward` (e.g. `{"in_sample": 504, "out_of_sample": 126, "anchored": false}`, in sessions) the sweep
+runs per window instead: `run_window` (mapped) picks the best combination on the in-sample rows only and scores it
+on the next out-of-sample window (a child run per window); `stitch_windows` logs the stitched out-of-sample
+equity chart and the in-sample vs out-of-sample gap on the parent. See docs/walk-forward.md.
 """
 
 
@@ -40,6 +45,9 @@ def _params() -> dict[str, Param]:
         "metric": Param("sharpe", type="string",
                         enum=["sharpe", "sortino", "cagr", "total_return", "max_drawdown", "win_rate"],
                         description="What the best combination is chosen by"),
+        "walk_forward": Param(None, type=["null", "object"],
+                              description='Walk-forward windows in sessions: {"in_sample": 504, "out_of_sample": '
+                                          '126, "anchored": false}; empty = a plain sweep'),
         "capital": Param(None, type=["null", "number"],
                          description="Starting equity; empty = protections.capital, else risk.max_gross_exposure"),
         "commission_per_share": Param(0.005, type="number", minimum=0, description="$ per share (IBKR fixed)"),
@@ -85,6 +93,25 @@ with DAG(
         return tasks.select_best(parent, list(results))
 
     @task
+    def plan_windows(parent: dict) -> list:
+        from include.backtest import walkforward_tasks
+
+        return walkforward_tasks.plan_windows(parent)
+
+    @task(map_index_template="{{ window_label }}")
+    def run_window(parent: dict, window: dict) -> dict:
+        from include.backtest import walkforward_tasks
+
+        get_current_context()["window_label"] = f"#{window['index']} {window['out_of_sample_start']}"
+        return walkforward_tasks.run_window(parent, window)
+
+    @task
+    def stitch_windows(parent: dict, results: list) -> dict:
+        from include.backtest import walkforward_tasks
+
+        return walkforward_tasks.stitch_windows(parent, list(results))
+
+    @task
     def close_parent(parent: dict | None = None) -> str | None:
         from include.backtest import tasks
 
@@ -93,4 +120,5 @@ with DAG(
     parent = start_parent()
     results = run_combination.partial(parent=parent).expand(combo=plan_combinations(parent))
     best = select_best(parent, results)
-    best >> close_parent(parent).as_teardown(setups=parent)
+    stitched = stitch_windows(parent, run_window.partial(parent=parent).expand(window=plan_windows(parent)))
+    [best, stitched] >> close_parent(parent).as_teardown(setups=parent)

@@ -52,3 +52,33 @@ def render_equity_chart(result: BacktestResult, path: Path, title: str = "") -> 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def render_walk_forward_chart(dates: list, equity: list[float], window_starts: list[int], capital: float, path: Path,
+                              title: str = "") -> Path:
+    """The stitched out-of-sample equity (window boundaries as dashed lines) above, its drawdown below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not equity:
+        raise ValueError("empty walk-forward: nothing to chart")
+    fig, (ax, axd) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    ax.plot(dates, equity, color="tab:blue", linewidth=1.1, label="out-of-sample equity (stitched)")
+    ax.axhline(capital, color="gray", linestyle="--", linewidth=0.7, label="capital")
+    for k, start in enumerate(window_starts):
+        ax.axvline(dates[start], color="tab:orange", linestyle=":", linewidth=0.8,
+                   label="window start" if k == 0 else None)
+    ax.set_title(title or "walk-forward: out-of-sample equity")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_ylabel("$")
+    axd.fill_between(dates, [-x for x in drawdown_series(equity)], 0, color="tab:red", alpha=0.35)
+    axd.set_ylabel("drawdown")
+    axd.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

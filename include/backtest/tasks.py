@@ -70,6 +70,7 @@ def start_parent(context: Any) -> dict[str, Any]:
     if metric not in RANKABLE:
         raise BacktestConfError(f"metric {metric!r} is not rankable; choose from {sorted(RANKABLE)}")
     combos = combinations(params.get("grid"))
+    walk_forward = _walk_forward(params.get("walk_forward"))
     for overrides in combos:
         try:
             apply_overrides(strategy, overrides)
@@ -87,17 +88,32 @@ def start_parent(context: Any) -> dict[str, Any]:
     mlflow_params = {"strategy_id": strategy.id, "strategy": strategy.name, "signal_model": strategy.signal.model,
                      "symbols": ",".join(symbols), "start": start or "all", "end": end or "all", "metric": metric,
                      "grid": json.dumps(params.get("grid") or {}, sort_keys=True), "combinations": len(combos),
-                     "capital": capital or "default", **{f"costs.{k}": v for k, v in costs.model_dump().items()}}
+                     "capital": capital or "default", **{f"costs.{k}": v for k, v in costs.model_dump().items()},
+                     "mode": "walk_forward" if walk_forward else "sweep",
+                     **{f"walk_forward.{k}": v for k, v in (walk_forward or {}).items()}}
     parent = start_run(f"ibkr-backtest-{strategy.name}", dag_id=ids["dag_id"], run_id=ids["run_id"],
                        try_number=ids["try_number"], params=mlflow_params, tags={"backtest.role": "parent"})
     context["ti"].xcom_push(key=MLFLOW_RUN_ID_XCOM_KEY, value=parent)
     return {"parent_run_id": parent, "strategy_id": strategy.id, "strategy": strategy.name, "symbols": symbols,
             "start": start, "end": end, "metric": metric, "costs": costs.model_dump(), "capital": capital,
-            "combinations": [{"index": i, "overrides": o} for i, o in enumerate(combos)]}
+            "walk_forward": walk_forward, "combinations": [{"index": i, "overrides": o} for i, o in enumerate(combos)]}
+
+
+def _walk_forward(spec: Any) -> dict[str, Any] | None:
+    """The walk-forward window spec (``include.backtest.walkforward.WalkForwardSpec``), None for a plain sweep."""
+    from include.backtest.walkforward import WalkForwardSpec
+
+    if not spec:
+        return None
+    try:
+        return WalkForwardSpec.model_validate(spec).model_dump()
+    except ValueError as exc:
+        raise BacktestConfError(f"walk_forward: {exc}") from None
 
 
 def plan_combinations(parent: dict[str, Any]) -> list[dict[str, Any]]:
-    return parent["combinations"]
+    """One mapped backtest per combination; none in walk-forward mode (each window sweeps its in-sample rows)."""
+    return [] if parent.get("walk_forward") else parent["combinations"]
 
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
