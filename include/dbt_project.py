@@ -117,3 +117,36 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
                                       exclude=list(exclude if exclude is not None else
                                                    (() if select else OWN_DAG_SELECTORS))),
     }
+
+
+def dbt_build(market_db_url: str, *, exclude: tuple[str, ...] = OWN_DAG_SELECTORS,
+              target_dir: Path | None = None) -> None:
+    """``dbt build`` (unit tests, models, data tests) of the market models in-process against ``market_db_url``: the
+    same nodes, tests and severities as the ``dbt_market`` Cosmos group (everything but ``exclude``). Incremental
+    marts rebuild only symbols with new or changed bars. Target and logs go to ``target_dir`` (default: a temporary
+    one), never target/, whose manifest Cosmos renders from. Raises naming the failed nodes."""
+    import os
+    import tempfile
+
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_env(market_db_url)
+    saved = {k: os.environ.get(k) for k in env}
+    with tempfile.TemporaryDirectory(prefix="dbt-build-") as tmp:
+        target = Path(target_dir or tmp)
+        args = ["build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                "--target-path", str(target), "--log-path", str(target / "logs"), "--quiet"]
+        for selector in exclude:
+            args += ["--exclude", selector]
+        os.environ.update(env)  # profiles.yml reads DBT_*; restored below
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    if not result.success:
+        failed = [f"{r.node.name}: {r.status}" for r in (result.result or []) if str(r.status) in ("error", "fail")]
+        raise RuntimeError(f"dbt build failed: {', '.join(failed) or result.exception}")
