@@ -73,6 +73,9 @@ class LLMParams(_Strict):
 
     model: Literal["llm"]
     prompt: str = "signal_v1"
+    # The MLflow prompt registry alias that serves ``prompt`` (prompts:/<prompt>@<alias>); set to the repo file's
+    # version on first use, moved only by a promotion (include/llm/prompt_registry.py).
+    prompt_alias: str = Field("production", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
     connection_id: str = "llm_default"
     vision: bool = False  # attach the chart PNG as an image part (only for vision-capable models)
     temperature: float = Field(0.0, ge=0, le=2)

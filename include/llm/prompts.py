@@ -1,6 +1,6 @@
 """Prompt templates versioned in the repo (``include/llm/prompts/<id>.md``): front matter + ``## system`` /
-``## user`` sections with ``$placeholders``. The logged version is ``<id>@<sha256[:12]>`` of the file, so an
-edit that keeps the id still shows up in MLflow as a different prompt.
+``## user`` sections with ``$placeholders``. The file version is ``<id>@<sha256[:12]>``, so an edit that keeps the
+id is a different prompt; ``prompt_registry`` registers each file version in MLflow's prompt registry.
 """
 
 from __future__ import annotations
@@ -42,11 +42,16 @@ class PromptTemplate:
             user = Template(self.user).substitute(values)
         except KeyError as exc:
             raise PromptError(f"prompt {self.version} needs a value for ${exc.args[0]}") from None
-        if image_png is None:
-            return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        data_url = "data:image/png;base64," + base64.b64encode(image_png).decode("ascii")
-        parts = [{"type": "text", "text": user}, {"type": "image_url", "image_url": {"url": data_url}}]
-        return [{"role": "system", "content": system}, {"role": "user", "content": parts}]
+        return chat_messages(system, user, image_png)
+
+
+def chat_messages(system: str, user: str, image_png: bytes | None = None) -> list[dict[str, Any]]:
+    """System + user messages; with ``image_png`` the user message is text + a base64 ``image_url`` part."""
+    if image_png is None:
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    data_url = "data:image/png;base64," + base64.b64encode(image_png).decode("ascii")
+    parts = [{"type": "text", "text": user}, {"type": "image_url", "image_url": {"url": data_url}}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": parts}]
 
 
 @functools.lru_cache(maxsize=16)

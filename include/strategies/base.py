@@ -32,6 +32,7 @@ class Signal(BaseModel):
     price_source: PriceSource | None = None
     session_date: date | None = None
     trace: dict[str, Any] | None = None  # LLM call record: prompt version, prompt, raw response, latency, usage
+    trace_id: str | None = None  # the MLflow trace of an LLM decision (kept in the order intent's signal JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
