@@ -1,4 +1,4 @@
-"""YAML configuration that drives the strategy DAGs (``strategies.yaml``) and its validated models."""
+"""YAML configuration: the strategies (``strategies.yaml``) and the workflow settings (``workflow.yaml``), validated."""
 
 from include.config.loader import (
     STRATEGIES_YAML,
@@ -10,15 +10,19 @@ from include.config.loader import (
     parse_strategies,
 )
 from include.config.models import SIGNAL_MODELS, StrategyConfig
+from include.config.workflow import ConfigLoader, WorkflowConfig, load_workflow
 
 __all__ = [
     "SIGNAL_MODELS",
     "STRATEGIES_YAML",
     "ConfigError",
+    "ConfigLoader",
     "StrategyConfig",
     "UnknownStrategyError",
+    "WorkflowConfig",
     "enabled_strategies",
     "get_strategy",
     "load_strategies",
+    "load_workflow",
     "parse_strategies",
 ]

@@ -4,7 +4,7 @@ features + verdicts -> signals -> risk -> orders (charts beside them) -> end MLf
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
@@ -34,11 +34,16 @@ def trading_params(strategy_id: int | None = None, dry_run: bool = True) -> dict
 
 
 def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], doc_md: str,
-                      tags: list[str] | None = None) -> DAG:
+                      tags: list[str] | None = None, description: str | None = None,
+                      start_date: datetime | None = None, default_args: dict[str, Any] | None = None) -> DAG:
+    from include.config.workflow import ConfigLoader
+
+    # owner, retries and retry_delay from include/config/workflow.yaml (``defaults``); ``default_args`` wins
     with DAG(
-        dag_id, schedule=schedule, start_date=datetime(2025, 1, 2), catchup=False, max_active_runs=1,
-        params=params, tags=TAGS + (tags or []), doc_md=doc_md,
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": failure_notifier()},
+        dag_id, schedule=schedule, start_date=start_date or datetime(2025, 1, 2), catchup=False, max_active_runs=1,
+        params=params, tags=TAGS + (tags or []), doc_md=doc_md, description=description,
+        default_args={**ConfigLoader().get_default_args(), "on_failure_callback": failure_notifier(),
+                      **(default_args or {})},
     ) as dag:
         @task(task_id="start_mlflow_run")
         def start_mlflow_run() -> dict:
@@ -70,32 +75,31 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         def fetch_market_data(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
+            from include.trading.step_metrics import guide_metrics
 
-            return tasks.fetch_market_data(TradingRun.model_validate(run), get_current_context()).model_dump(
-                mode="json")
-
-        @task
-        def backfill_symbols(run: dict) -> dict:
-            """Symbols without bars or current features: fetched, built (dbt) and checked (GX) on demand."""
-            from include.trading.context import TradingRun
-            from include.trading.on_demand import backfill_symbols
-
-            return backfill_symbols(TradingRun.model_validate(run), get_current_context())
+            trading_run = TradingRun.model_validate(run)
+            with guide_metrics("fetch_market_data", trading_run):  # the guide's metrics also when it fails
+                return tasks.fetch_market_data(trading_run, get_current_context()).model_dump(mode="json")
 
         @task
         def read_features(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
+            from include.trading.step_metrics import guide_metrics
 
-            return tasks.read_features(TradingRun.model_validate(run), get_current_context()).model_dump(mode="json")
+            trading_run = TradingRun.model_validate(run)
+            with guide_metrics("read_features", trading_run):
+                return tasks.read_features(trading_run, get_current_context()).model_dump(mode="json")
 
         @task
         def generate_signals(features: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import FeatureSet
+            from include.trading.step_metrics import guide_metrics
 
-            return tasks.generate_signals(FeatureSet.model_validate(features), get_current_context()).model_dump(
-                mode="json")
+            feature_set = FeatureSet.model_validate(features)
+            with guide_metrics("generate_signals", feature_set.run):
+                return tasks.generate_signals(feature_set, get_current_context()).model_dump(mode="json")
 
         @task
         def render_charts(signals: dict) -> list:
@@ -116,8 +120,11 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         def place_orders(risk: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import RiskOutcome
+            from include.trading.step_metrics import guide_metrics
 
-            return tasks.place_orders(RiskOutcome.model_validate(risk), get_current_context()).model_dump(mode="json")
+            outcome = RiskOutcome.model_validate(risk)
+            with guide_metrics("place_orders", outcome.run):
+                return tasks.place_orders(outcome, get_current_context()).model_dump(mode="json")
 
         @task(retries=1)
         def end_mlflow_run(run: dict | None = None) -> str | None:
@@ -141,9 +148,36 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         charts = render_charts(signals)
         orders = place_orders(assess_risk(signals, market, features))
         env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
-        ibkr_auth >> backfill_symbols(run) >> features  # symbols with no data yet get it first
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
         # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)
         [orders, charts] >> end >> cleanup(run).as_teardown(setups=run)
     return dag
+
+
+def create_trading_dag(dag_id: str, *, strategy_id: int, schedule: Any = None, symbols: list[str] | None = None,
+                       dry_run: bool = True, mode: str | None = None, description: str | None = None,
+                       start_date: datetime | None = None, default_args: dict[str, Any] | None = None,
+                       tags: list[str] | None = None, doc_md: str | None = None) -> DAG:
+    """The guide's ``create_trading_dag``: ``ibkr_trading_strategy``'s shape for one strategy, on a schedule.
+
+    ``strategy_id``, ``symbols`` (None: the strategy's), ``dry_run`` and ``mode`` (paper/live with
+    ``dry_run=False``) become the defaults of the DAG's params, so a manual trigger can still override them.
+    The strategy must exist in include/config/strategies.yaml (checked at parse time).
+    """
+    from include.config import get_strategy
+    from include.settings import parse_symbols
+
+    strategy = get_strategy(strategy_id)
+    params = trading_params(strategy.id, dry_run=dry_run)
+    if symbols:
+        params["symbols"] = Param(list(parse_symbols(symbols)), type=["null", "array"], items={"type": "string"},
+                                  description="Tickers; empty = the strategy's symbols")
+    if mode is not None:
+        if mode not in ("paper", "live"):
+            raise ValueError(f"{dag_id}: mode must be 'paper' or 'live' (with dry_run=False), got {mode!r}")
+        params["mode"] = Param(mode, type=["null", "string"], enum=[None, "paper", "live"],
+                               description=params["mode"].description)
+    text = description or strategy.description or f"Strategy {strategy.name}"
+    return build_trading_dag(dag_id, schedule=schedule, params=params, doc_md=doc_md or f"**{strategy.name}**: {text}",
+                             tags=tags, description=text, start_date=start_date, default_args=default_args)
