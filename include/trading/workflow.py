@@ -82,6 +82,14 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
                 return tasks.fetch_market_data(trading_run, get_current_context()).model_dump(mode="json")
 
         @task
+        def backfill_symbols(run: dict) -> dict:
+            """Symbols without bars or current features: fetched, built (dbt) and checked (GX) on demand."""
+            from include.trading.context import TradingRun
+            from include.trading.on_demand import backfill_symbols
+
+            return backfill_symbols(TradingRun.model_validate(run), get_current_context())
+
+        @task
         def read_features(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -148,6 +156,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         charts = render_charts(signals)
         orders = place_orders(assess_risk(signals, market, features))
         env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
+        ibkr_auth >> backfill_symbols(run) >> features  # symbols with no data yet get it first
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
         # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)
