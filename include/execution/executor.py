@@ -84,8 +84,8 @@ def execute_intents(
 ) -> ExecutionReport:
     """Record and execute approved orders, one decision per (strategy, symbol, session, mode).
 
-    A decision another run already recorded for its session is not taken again (``skipped``); one this run left
-    unresolved is matched at the broker by cOID, then resumed. ``gate`` re-checks each intent in the transaction
+    A decision another run already recorded for its session is not taken again (``skipped``); one left unresolved
+    (by this run or by one that died) is matched at the broker by cOID, then resumed. ``gate`` re-checks each intent in the transaction
     that claims it; a refusal leaves it ``vetoed`` (never sent; a later run may take it up). dry_run: intents
     become ``simulated`` and ``broker`` is not used. paper/live: intents are committed ``pending`` before any POST,
     sent with cOID = intent id, then polled ``settle_polls`` times. Nothing approved: nothing happens, any mode.
@@ -177,7 +177,12 @@ class _Submission:
         for intent in intents:
             if intent.intent_id not in self.existing:
                 continue
-            if not self._mine(intent):  # another run (or DAG) took this session's decision: not taken again
+            if not self._mine(intent) and intent.status in UNRESOLVED:
+                # Left pending/submitted/unknown by a run that died or gave up: matched at the broker by cOID, then
+                # finished here (the submission lock keeps its first run out meanwhile), so the session converges.
+                log.info("%s: decided for session %s by %s run %s and left %s; reconciling by cOID and finishing it",
+                         intent.describe(), intent.session_date, intent.dag_id, intent.run_id, intent.status)
+            elif not self._mine(intent):  # another run (or DAG) took this session's decision: not taken again
                 skipped.append(intent.intent_id)
                 log.info("%s: already decided for session %s by %s run %s (%s); not taken again",
                          intent.describe(), intent.session_date, intent.dag_id, intent.run_id, intent.status)

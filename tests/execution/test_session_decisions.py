@@ -60,3 +60,20 @@ def test_nothing_approved_is_a_quiet_success_in_every_mode(clean_db, mode, monke
     monkeypatch.setenv("ALLOW_LIVE_TRADING", "yes")
     report = execute_intents([], run_ctx("quiet-1", mode=mode), dsn=clean_db)  # no broker needed
     assert report.intents == [] and report.counts()["submitted"] == 0
+
+
+def test_a_decision_left_unresolved_by_a_dead_run_is_finished_by_the_next_once(clean_db, sim, client):
+    from tests.execution.support import fault
+
+    # manual__1 records TSLA and NVDA, the gateway takes TSLA but its answer is lost (unknown), the batch stops:
+    # NVDA stays pending. Its retries are used up; a new trigger of the same session finishes both, once each.
+    fault(sim, path=r"^/iserver/account/[^/]+/orders$", method="POST", after=True, status=503)
+    with pytest.raises(Exception, match="ledger status 'unknown'"):
+        execute_intents([plan("TSLA"), plan("NVDA")], run_ctx("manual__1"), dsn=clean_db, broker=client)
+    assert dict(rows(clean_db, "SELECT symbol, status FROM trading.order_intents")) == {
+        "TSLA": "unknown", "NVDA": "pending"}
+    later = execute_intents([plan("TSLA"), plan("NVDA")], run_ctx("manual__2"), dsn=clean_db, broker=client)
+    assert len(later.reconciled) == 1 and len(later.submitted) == 1 and later.skipped == []
+    assert sorted(orders_by_coid(sim).values()) == [1, 1]
+    assert {s for s, in rows(clean_db, "SELECT status FROM trading.order_intents")} <= {"filled", "acknowledged"}
+    assert {r for r, in rows(clean_db, "SELECT run_id FROM trading.order_intents")} == {"manual__1"}  # who decided
