@@ -11,14 +11,15 @@ from include.alerts.models import RISK_VETO
 log = logging.getLogger(__name__)
 
 
-def _already_delivered(event: str, dag_id: str | None, run_id: str | None, summary: str) -> bool:
+def _already_delivered(event: str, dag_id: str | None, run_id: str | None, summary: str,
+                       intent_id: str | None = None) -> bool:
     """Best effort (False when there is no market DB or it cannot be read): better a repeat than a lost alert."""
     try:
         from include.alerts.store import already_delivered
         from include.settings import load_settings, normalize_pg_url
 
         url = load_settings().market_db_url
-        return bool(url) and already_delivered(normalize_pg_url(url), event, dag_id, run_id, summary)
+        return bool(url) and already_delivered(normalize_pg_url(url), event, dag_id, run_id, summary, intent_id)
     except Exception:
         log.exception("could not check ops.alerts for an earlier %s alert", event)
         return False
@@ -83,7 +84,7 @@ def order_alerts(report: Any, failure: Any, *, dag_id: str, run_id: str, strateg
                    {"intent_id": i}) for i, why in report.vetoed.items() if i in by_id]
         for event, severity, text, details in items:
             summary = f"{event.replace('_', ' ')} in {dag_id} (strategy {strategy}, mode {mode}): {text}"
-            if _already_delivered(event, dag_id, run_id, summary):
+            if _already_delivered(event, dag_id, run_id, summary, details["intent_id"]):  # once per intent
                 continue
             send_alert(event, summary, details={"strategy": strategy, "mode": mode, **details}, severity=severity,
                        dag_id=dag_id, run_id=run_id)

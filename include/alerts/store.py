@@ -51,19 +51,22 @@ def record_alert(dsn: str, alert: AlertEvent, delivered: list[str], errors: dict
             return int(cur.fetchone()[0])
 
 
-def already_delivered(dsn: str, event: str, dag_id: str | None, run_id: str | None, summary: str) -> bool:
-    """Whether this DAG run already delivered this alert (same event and summary) to at least one channel: a retried
-    or cleared task must not repeat it."""
+def already_delivered(dsn: str, event: str, dag_id: str | None, run_id: str | None, summary: str,
+                      intent_id: str | None = None) -> bool:
+    """Whether this DAG run already delivered this alert (same event and summary, or for ``intent_id`` the same
+    event about that order intent, whatever its text) to at least one channel: a retried or cleared task must not
+    repeat it."""
     from include.marketdata import db
 
     with db.connection(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('ops.alerts')")
         if cur.fetchone()[0] is None:
             return False
+        match, value = ("details->>'intent_id' = %s", intent_id) if intent_id else ("summary = %s", summary)
         cur.execute(
             "SELECT 1 FROM ops.alerts WHERE event = %s AND dag_id IS NOT DISTINCT FROM %s"
-            " AND run_id IS NOT DISTINCT FROM %s AND summary = %s AND cardinality(channels) > 0 LIMIT 1",
-            (event, dag_id, run_id, summary),
+            f" AND run_id IS NOT DISTINCT FROM %s AND {match} AND cardinality(channels) > 0 LIMIT 1",
+            (event, dag_id, run_id, value),
         )
         return cur.fetchone() is not None
 
