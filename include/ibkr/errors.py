@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import date
 from typing import Any
 
@@ -42,7 +44,7 @@ class IBKRError(Exception):
         body: str | None = None,
     ) -> None:
         self.message = message or self.default_message
-        self.endpoint = endpoint
+        self.endpoint = mask_account_ids(endpoint) if endpoint else endpoint
         self.status_code = status_code
         self.body = _truncate(body)
         super().__init__(self.message)
@@ -54,6 +56,15 @@ class IBKRError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take different positional args; rebuild from state so errors survive pickling.
         return _restore, (type(self), dict(self.__dict__))
+
+
+_ACCOUNT_IN_PATH = re.compile(r"/(U|DU|F|DF|I)(\d+)(\d{3})(?=/|$|\?)")
+
+
+def mask_account_ids(path: str) -> str:
+    """``/iserver/account/DU1234567/orders`` -> ``/iserver/account/DU…567/orders``: request paths carry the account
+    id; logs, errors (and through them the ledger, MLflow and alerts) need only enough to tell accounts apart."""
+    return _ACCOUNT_IN_PATH.sub(lambda m: f"/{m.group(1)}…{m.group(3)}", path)
 
 
 class GatewayUnreachableError(IBKRError):

@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from include.settings import load_settings
+from include.settings import load_settings, mask_account
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "ibkr-portfolio"
@@ -36,9 +36,9 @@ def snapshot(context: Any) -> dict[str, Any]:
         client.ensure_session()
         snap = fetch_snapshot(client, dsn, _run_key(context))
     counts = load_snapshot(dsn, snap)
-    log.info("portfolio snapshot %s of %s: %s", snap.run_key, snap.account_id, counts)
-    return {"run_key": snap.run_key, "account_id": snap.account_id, "snapshot_at": snap.snapshot_at.isoformat(),
-            **counts}
+    account = mask_account(snap.account_id)  # the full id stays in raw.* where it is needed
+    log.info("portfolio snapshot %s of %s: %s", snap.run_key, account, counts)
+    return {"run_key": snap.run_key, "account": account, "snapshot_at": snap.snapshot_at.isoformat(), **counts}
 
 
 def reconcile(snap: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -60,12 +60,18 @@ def reconcile(snap: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-def _portfolio_figures(dsn: str, account_id: str) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Latest exposure/P&L totals, equity and drawdown, and the per-symbol P&L rows from the dbt marts."""
+def _portfolio_figures(dsn: str, run_key: str) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Latest exposure/P&L totals, equity and drawdown, and the per-symbol P&L rows from the dbt marts, for the
+    account of the snapshot ``run_key``."""
     from include.marketdata.db import connection
 
     metrics: dict[str, float] = {}
     with connection(dsn) as conn, conn, conn.cursor() as cur:
+        cur.execute("SELECT account_id FROM raw.account_summary WHERE run_key = %s LIMIT 1", (run_key,))
+        found = cur.fetchone()
+        if found is None:
+            raise LookupError(f"no account summary for snapshot {run_key}")
+        (account_id,) = found
         cur.execute(
             "SELECT equity, cash, gross_exposure, net_exposure, long_exposure, short_exposure, gross_leverage,"
             " realized_pnl, unrealized_pnl, total_pnl, positions FROM analytics_marts.fct_portfolio_exposure"
@@ -96,14 +102,14 @@ def log_run(snap: dict[str, Any] | None, recon: dict[str, Any] | None, context: 
     ti, ids = context["ti"], context_ids(context)
     states = ti.get_task_states(dag_id=ids["dag_id"], run_ids=[ids["run_id"]]).get(ids["run_id"], {})
     failed = sorted(t for t, s in states.items() if s in _FAILED and t != ti.task_id)
-    mlflow_run_id = start_run(EXPERIMENT, **ids, params={"account_id": (snap or {}).get("account_id", "unknown")})
+    mlflow_run_id = start_run(EXPERIMENT, **ids, params={"account": (snap or {}).get("account", "unknown")})
     logger = RunLogger(mlflow_run_id)
     metrics: dict[str, float] = {}
     symbols: list[dict[str, Any]] = []
     if snap:
         metrics.update({f"rows.{k}": v for k, v in snap.items() if isinstance(v, int)})
         try:
-            figures, symbols = _portfolio_figures(load_settings().require_market_db_url(), snap["account_id"])
+            figures, symbols = _portfolio_figures(load_settings().require_market_db_url(), snap["run_key"])
             metrics.update(figures)
         except Exception as exc:  # e.g. the marts were never built because dbt failed: log what we have
             log.warning("portfolio marts unavailable: %s", exc)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from include.settings import Settings, mask_url
 from include.tracking.runs import dbt_manifest_sha256, git_sha
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from include.tracking.logger import RunLogger
 
 MASK = "***"
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.=+]+")
 _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
 # Only the project's own configuration: an allow-list keeps unrelated secrets of the host out entirely.
 _ENV_PREFIXES = ("AIRFLOW", "MLFLOW", "IBKR", "MARKET_DB", "DBT_", "GX_", "STOCK_SYMBOLS", "DEBUG_MODE", "GIT_SHA",
@@ -49,7 +51,30 @@ def mask_value(name: str, value: str) -> str:
         except ValueError:
             return MASK  # unparseable JSON in a config variable: do not risk printing it
         return json.dumps(_mask_mapping(data), sort_keys=True) if isinstance(data, dict) else value
-    return mask_url(value) if "://" in value else value
+    if "://" in value:
+        return mask_url_secrets(value)
+    return MASK if _looks_secret(stripped) else value
+
+
+def _looks_secret(text: str) -> bool:
+    """A token-like string: long, one word, letters and digits (webhook keys, API tokens, session ids)."""
+    return (len(text) >= 20 and _TOKEN.fullmatch(text) is not None and any(c.isdigit() for c in text)
+            and any(c.isalpha() for c in text))
+
+
+def mask_url_secrets(url: str) -> str:
+    """A URL with its password, token-like user or path segments (webhook keys) and every query value masked:
+    ``https://hooks.slack.com/services/T0/B0/XXXX...?token=abc`` -> ``https://hooks.slack.com/services/T0/B0/***?token=***``."""
+    parts = urlsplit(mask_url(url))
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, sep, password = user.partition(":")
+        netloc = f"{MASK if _looks_secret(name) else name}{sep}{password}@{host}"
+    path = "/".join(MASK if _looks_secret(seg) or (_SECRET_NAME.search(prev) and seg) else seg
+                    for prev, seg in zip(["", *parts.path.split("/")], parts.path.split("/"), strict=False))
+    query = "&".join(f"{k}={MASK}" if v else k for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(netloc=netloc, path=path, query=query, fragment=MASK if parts.fragment else ""))
 
 
 def _mask_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,7 +85,9 @@ def _mask_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(item, Mapping):
             masked[key] = _mask_mapping(item)
         elif isinstance(item, str) and "://" in item:
-            masked[key] = mask_url(item)
+            masked[key] = mask_url_secrets(item)
+        elif isinstance(item, str) and _looks_secret(item):
+            masked[key] = MASK
         else:
             masked[key] = item
     return masked

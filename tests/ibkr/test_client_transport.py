@@ -370,3 +370,13 @@ def test_history_concurrency_is_capped_across_threads() -> None:
         )
     assert all(len(bars) == 45 for bars in results)  # weekdays from 2024-01-01 to 2024-03-01
     assert client.limiter.history_max_inflight == 2 and client.limiter.history_inflight == 0
+
+
+def test_account_ids_in_request_paths_are_masked_in_errors():
+    from include.ibkr.errors import GatewayServerError, mask_account_ids
+
+    assert mask_account_ids("/iserver/account/DU1234567/orders") == "/iserver/account/DU…567/orders"
+    assert mask_account_ids("/portfolio/U7654321/positions/0") == "/portfolio/U…321/positions/0"
+    assert mask_account_ids("/iserver/contract/265598/info") == "/iserver/contract/265598/info"  # a conid
+    err = GatewayServerError("boom", endpoint="/iserver/account/DU1234567/orders", status_code=500)
+    assert "DU1234567" not in str(err) and "DU…567" in str(err)

@@ -162,8 +162,9 @@ def load(text: str) -> object:
 def test_parse_error_maps_status_and_text(status: int, body: str, endpoint: str, expected: type) -> None:
     err = parse_error(status, body, endpoint)
     assert type(err) is expected
-    assert err.status_code == status and err.endpoint == endpoint
-    assert endpoint in str(err)
+    shown = E.mask_account_ids(endpoint)  # the account id in a path is masked (DU…456)
+    assert err.status_code == status and err.endpoint == shown
+    assert shown in str(err) and "DU123456" not in str(err)
 
 
 def test_duplicate_order_error_carries_coid_and_advice() -> None:

@@ -154,7 +154,7 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "IBKR %s %s failed (%s: %s); retry %d/%d in %.2fs",
-            method, path, type(exc).__name__, exc, state.attempt_number, self._retries, wait,
+            method, E.mask_account_ids(path), type(exc).__name__, exc, state.attempt_number, self._retries, wait,
         )  # fmt: skip
 
     def _send_once(self, method: str, path: str, params: Any, json: Any, idempotent: bool) -> Any:
