@@ -60,9 +60,10 @@ def test_trading_run_skips_while_the_gateway_is_unhealthy(
         dsn, "CREATE SCHEMA analytics_marts; CREATE TABLE analytics_marts.fct_latest_features (symbol text); SELECT 1"
     )
     set_session(simulator, state="authenticated", competing=True)  # e.g. the trader logged in to TWS
+    monkeypatch.setenv("TRADING_CLOCK", "2026-01-05T15:30:00+00:00")  # a Monday, 10:30 New York: the market is open
 
     state, tasks = run_dag(
-        "ibkr_trading_strategy", {"strategy_id": 7, "dry_run": False, "mode": "paper", "ignore_market_hours": True}
+        "ibkr_trading_strategy", {"strategy_id": 7, "dry_run": False, "mode": "paper", "ignore_market_hours": False}
     )
     assert state == "success", tasks
     for task_id in (

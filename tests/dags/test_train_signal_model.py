@@ -3,6 +3,8 @@ with an ``ml`` strategy (dry run) produces its signals from that model."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import json
 from pathlib import Path
 
@@ -28,6 +30,7 @@ def test_train_then_trade_with_the_champion(run_dag, stack_env, model_name, simu
     from include.ml.registry import ModelNotFoundError
     from include.tracking import client
     from include.trading import tasks as trading
+    from include.trading.context import TradingRun
 
     dsn = stack_env["MARKET_DB_URL"]
     momentum_bars(dsn, simulator, symbols=("TSLA", "NVDA"), sessions=320)
@@ -38,7 +41,10 @@ def test_train_then_trade_with_the_champion(run_dag, stack_env, model_name, simu
 
     # No champion yet: the trading run's environment check fails loudly instead of trading on HOLDs.
     with pytest.raises(ModelNotFoundError, match=f"models:/{model_name}@champion"):
-        trading.validate_environment({"strategy_id": 11})
+        trading.validate_environment(TradingRun(
+            dag_id="ibkr_trading_strategy", run_id="manual__check", strategy_id=11, strategy=model_name,
+            mode="dry_run", symbols=("TSLA", "NVDA"), mlflow_run_id="-", started_at=datetime.now(UTC),
+            session=date(2026, 1, 5), data_session=date(2026, 1, 2)))
 
     state, tasks = run_dag("train_signal_model", {"model_type": "logistic_regression", "holdout_fraction": 0.25})
     assert state == "success", tasks
