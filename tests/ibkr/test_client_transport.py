@@ -380,3 +380,17 @@ def test_account_ids_in_request_paths_are_masked_in_errors():
     assert mask_account_ids("/iserver/contract/265598/info") == "/iserver/contract/265598/info"  # a conid
     err = GatewayServerError("boom", endpoint="/iserver/account/DU1234567/orders", status_code=500)
     assert "DU1234567" not in str(err) and "DU…567" in str(err)
+
+
+def test_httpx_request_log_lines_mask_the_account_id(caplog):
+    import logging
+
+    import httpx
+
+    import include.ibkr.client.core  # noqa: F401  # installs the filter on httpx's logger
+
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logging.getLogger("httpx").info('HTTP Request: %s %s "%s %d %s"', "POST",
+                                        httpx.URL("https://gw/v1/api/iserver/account/DU1234567/orders"), "HTTP/1.1",
+                                        200, "OK")
+    assert "DU1234567" not in caplog.text and "/iserver/account/DU…567/orders" in caplog.text

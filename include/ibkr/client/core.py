@@ -26,6 +26,21 @@ from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter
 
 log = logging.getLogger("include.ibkr.client")
 
+
+class _MaskAccountIds(logging.Filter):
+    """httpx logs every request URL at INFO ("HTTP Request: POST .../iserver/account/DU1234567/orders"): the
+    account id in it is masked like everywhere else in task logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(E.mask_account_ids(str(a)) if isinstance(a, (str, httpx.URL)) else a
+                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
+        return True
+
+
+if not any(isinstance(f, _MaskAccountIds) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_MaskAccountIds())
+
 _SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 _RETRY_STATUS = (502, 503, 504)
 # Exceptions that prove the request never reached the gateway: safe to retry even for orders.
