@@ -3,9 +3,8 @@ with an ``ml`` strategy (dry run) produces its signals from that model."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
