@@ -114,6 +114,20 @@ def resolve(prompt_id: str, alias: str, client: MlflowClient) -> RegisteredPromp
     if int(served.version) != int(file_version.version):
         log.warning("prompt %s@%s serves version %s; the repo file is version %s (promote it to use it)",
                     prompt_id, alias, served.version, file_version.version)
+    return _registered(served, alias, int(file_version.version))
+
+
+def resolve_version(prompt_id: str, version: int, client: MlflowClient) -> RegisteredPrompt:
+    """A given version (e.g. to evaluate a candidate before promoting it), after syncing the repo file."""
+    file_version = sync_file(client, load_prompt(prompt_id))
+    served = client.get_prompt_version(prompt_id, int(version))
+    if served is None:
+        raise PromptError(f"prompt {prompt_id} has no version {version}")
+    return _registered(served, f"v{version}", int(file_version.version))
+
+
+def _registered(served: PromptVersion, alias: str, file_version: int) -> RegisteredPrompt:
+    prompt_id = served.name
     template = served.template
     if not isinstance(template, list):
         raise PromptError(f"prompt {prompt_id} version {served.version} is not a chat template")
@@ -121,7 +135,7 @@ def resolve(prompt_id: str, alias: str, client: MlflowClient) -> RegisteredPromp
     if set(parts) != {"system", "user"}:
         raise PromptError(f"prompt {prompt_id} version {served.version} needs one system and one user message")
     return RegisteredPrompt(prompt_id, int(served.version), alias, parts["system"], parts["user"], _sha(served),
-                            int(file_version.version))
+                            file_version)
 
 
 def promote(client: MlflowClient, prompt_id: str, version: int, alias: str) -> None:

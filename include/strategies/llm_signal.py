@@ -156,6 +156,7 @@ class LLMStrategy:
     # AUTO: the configured MLflow store and the running task's DAG run (none configured: repo prompt, no traces);
     # None: never; or an explicit LLMTracking.
     tracking: LLMTracking | str | None = AUTO
+    prompt: RegisteredPrompt | None = None  # a given registered version (evaluation) instead of the alias's
     _state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def _setup(self) -> tuple[RegisteredPrompt | PromptTemplate | None, LLMTracking | None]:
@@ -167,11 +168,12 @@ class LLMStrategy:
                 from include.llm.tracing import LLMTracking
 
                 tracking = LLMTracking.for_strategy(_strategy_name(self.strategy_id))
-            prompt = None
+            prompt = self.prompt
             if tracking is not None:
-                from include.llm.prompt_registry import resolve
+                if prompt is None:
+                    from include.llm.prompt_registry import resolve
 
-                prompt = resolve(self.params.prompt, self.params.prompt_alias, tracking.client)
+                    prompt = resolve(self.params.prompt, self.params.prompt_alias, tracking.client)
                 tracking.record_prompt(prompt)
             self._state.update(tracking=tracking, prompt=prompt)
         return self._state["prompt"], self._state["tracking"]
