@@ -1,7 +1,6 @@
 """Assets shared by producer and consumer DAGs (data-aware scheduling).
 
-URIs name the logical market-data database (the ``market-db`` service in docker compose); the
-asset ``name`` is what DAGs and the UI use.
+What the URIs and names stand for: docs/scheduling.md.
 """
 
 from airflow.sdk import Asset

@@ -1,7 +1,6 @@
 """One frozen settings object for the whole project, built from env vars and Airflow connections.
 
-Env vars win; an Airflow connection fills what the environment leaves unset. Nothing falls back to
-a simulator or a default server silently: a missing gateway or database is a clear error.
+Precedence (env vars win) and why nothing falls back silently: docs/deployment.md ("Settings").
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Exchange-calendar timetables: one run per trading session, or every N minutes while trading.
 
-Holidays and early closes come from ``exchange_calendars`` (via ``MarketCalendar``), not from a
-weekday cron. The classes are registered by ``plugins/exchange_calendar_plugin.py`` so the
-scheduler can deserialize them; the calendar itself is only loaded when a schedule is computed.
+Where holidays come from and how the scheduler finds the classes: docs/scheduling.md.
 """
 
 from __future__ import annotations

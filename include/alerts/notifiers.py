@@ -1,8 +1,7 @@
 """Airflow notifiers that raise alerts: ``failure_notifier()`` for every DAG's ``default_args``
 (``on_failure_callback``: a task failed for good, after its retries) and ``AlertNotifier`` for any other callback.
-
-Task callbacks run in the task's own process (Airflow 3 task runner), after the failure is recorded; a notifier
-never raises, so it cannot change the task's outcome."""
+Where the callbacks run and why a notifier never raises: docs/alerts.md.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""``execute_intents``: one decision per (strategy, symbol, session, mode) recorded in the ledger first, re-checked
-right before it is sent (a ``SubmissionGate`` in the claiming transaction), then simulated (dry_run) or sent with
-its intent id as cOID (paper/live), never twice: anything an earlier attempt may have sent is matched against the
-broker's live orders and executions by cOID before a resubmission."""
+"""``execute_intents``: each approved decision recorded in the ledger, re-checked, then simulated (dry_run) or
+sent with its intent id as cOID (paper/live), never twice. The sequence and why: docs/execution.md.
+"""
 
 from __future__ import annotations
 
@@ -85,10 +84,11 @@ def execute_intents(
     """Record and execute approved orders, one decision per (strategy, symbol, session, mode).
 
     A decision another run already recorded for its session is not taken again (``skipped``); one left unresolved
-    (by this run or by one that died) is matched at the broker by cOID, then resumed. ``gate`` re-checks each intent in the transaction
-    that claims it; a refusal leaves it ``vetoed`` (never sent; a later run may take it up). dry_run: intents
-    become ``simulated`` and ``broker`` is not used. paper/live: intents are committed ``pending`` before any POST,
-    sent with cOID = intent id, then polled ``settle_polls`` times. Nothing approved: nothing happens, any mode.
+    (by this run or by one that died) is matched at the broker by cOID, then resumed. ``gate`` re-checks each
+    intent in the transaction that claims it; a refusal leaves it ``vetoed`` (never sent; a later run may take it
+    up). dry_run: intents become ``simulated`` and ``broker`` is not used. paper/live: intents are committed
+    ``pending`` before any POST, sent with cOID = intent id, then polled ``settle_polls`` times. Nothing approved:
+    nothing happens, any mode.
     Raises ``OrderExecutionError`` (with ``.report``) when an intent of this run is rejected, failed or unknown,
     on every attempt, after handling the others.
     """

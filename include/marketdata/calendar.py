@@ -1,7 +1,6 @@
 """Exchange calendar (holidays, early closes, session times) on top of ``exchange_calendars``.
 
-``exchange_calendars`` imports pandas and costs ~1.5 s, so it is imported on first use only: this
-module is safe to import at DAG parse time.
+Safe to import at DAG parse time: ``exchange_calendars`` is imported on first use (docs/scheduling.md).
 """
 
 from __future__ import annotations

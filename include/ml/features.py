@@ -1,14 +1,6 @@
 """Features and labels of the signal model: ONE feature function for training and serving (no skew).
 
-``build_features`` turns rows of mart columns (``SOURCE_COLUMNS``: every one is in both
-``analytics_marts.fct_daily_indicators`` + the session's return, which training reads, and
-``analytics_marts.fct_latest_features``, which the trading DAG reads) into scale-free features: ratios to the
-close or to other averages, RSI / 100, the position inside the Bollinger band, ATR / close, the volume z-score
-and the session's return. No raw price level is a feature, so one model serves symbols of any price.
-
-Label: next-session direction, 1 when the next session's close is strictly above this session's close
-(close-to-close return > 0), else 0. The last session of a symbol has no label and is dropped; rows whose
-indicators are still warming up (NULL) are dropped too.
+Which columns, features and labels, and why: docs/ml-signal-model.md ("Modules").
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The signal model in MLflow: log + register a trained model, compare it with the champion, move the alias,
 and load the champion for serving (cached per process and model version).
-
-Registry: model ``ibkr_signal_direction`` (``ML_MODEL_NAME``), alias ``champion``. The Model Registry needs a
-database-backed store (sqlite/PostgreSQL, or a tracking server backed by one), which ``include.tracking``
-already requires. ``mlflow`` and ``sklearn`` are imported inside functions only.
+Registry name, alias and store requirements: docs/ml-signal-model.md ("Modules").
 """
 
 from __future__ import annotations

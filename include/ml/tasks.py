@@ -1,8 +1,6 @@
 """Task bodies of ``train_signal_model``: start the MLflow run -> train + register -> promote -> end the run.
 
-The training task stores the exact hold-out rows as a run artifact (``holdout/holdout.csv``), and the promotion
-task scores candidate and champion on those rows, so both see the same data even if the mart changes between
-the tasks (or when only the promotion is retried).
+Why the hold-out rows are stored as a run artifact: docs/ml-signal-model.md ("Modules").
 """
 
 from __future__ import annotations

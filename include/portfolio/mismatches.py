@@ -1,12 +1,6 @@
 """Reconciliation rules (pure): the broker's positions, orders and executions against the order ledger.
 
-Kinds of mismatch:
-- ``unknown_position``: the broker's quantity differs from baseline + the ledger's signed fills, beyond what
-  the ledger's working orders could still fill (a fill in flight between two reads is *deferred*, not a mismatch);
-- ``missing_fill``: an execution whose cOID is not in the ledger, a ledger intent that shows less filled than the
-  broker executed, or (for intents young enough to be in the gateway's 7-day window) more;
-- ``orphan_open_order``: a working broker order whose cOID the ledger does not know, or whose intent is terminal.
-Only paper/live intents of the account count: dry-run intents are ``simulated`` and never reach the broker.
+The kinds of mismatch and what is deferred instead: docs/portfolio.md.
 """
 
 from __future__ import annotations

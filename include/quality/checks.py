@@ -1,9 +1,6 @@
 """What a validation run covers (``Scope``), one data-quality check (``Check``) and the SQL plumbing they share.
 
-A check is a SQL query over ``{batch}`` (the GX batch, substituted as a parenthesised subquery: always alias it)
-returning one row per offending symbol: ``symbol, sessions, first_date, examples``. Its detail rows name the
-symbol and date (``TSLA 2026-03-04: high 10 < low 12``), so a verdict can be attributed per symbol from one
-query per check over all symbols, never one query per symbol.
+A check's query contract (one row per offending symbol over ``{batch}``) and why: docs/data-quality.md.
 """
 
 from __future__ import annotations

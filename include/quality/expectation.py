@@ -1,10 +1,6 @@
 """``ExpectNoOffendingRows``: GX's UnexpectedRowsExpectation returning every offending row from a single query.
 
-The stock expectation runs its query twice (rows, then a COUNT) and keeps at most 200 rows, which would drop
-symbols once more than 200 fail one check (a missed ingestion makes all 500 stale). This one runs the query once
-and keeps all rows; checks aggregate per symbol, so that is at most one row per symbol. ``{batch}`` becomes the
-batch as a parenthesised subquery, always aliased by the query, instead of GX's guess based on the word JOIN.
-Imports great_expectations: import this module lazily (never at DAG parse time).
+Imports great_expectations: import this module lazily (never at DAG parse time). Why not GX's: docs/data-quality.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Checks of the indicator mart (``analytics_marts.fct_daily_indicators``) for the scope's symbols and sessions.
 
-Fail: NULL or duplicate keys, a raw bar without its mart row (the mart's latest session behind raw's), NaN or
-infinite values, rsi_14 outside [0, 100], negative atr_14, Bollinger bands out of order, an indicator NULL after
-its warm-up. Warn: the latest session is still inside an indicator's warm-up (too little history for sma_200).
-Relies only on the mart's documented columns (extra columns are ignored).
+What fails, what only warns, and which columns are relied on: docs/data-quality.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """Checks of the raw daily bars (``raw.daily_bars``) for the scope's symbols and sessions.
 
-Fail: no bars, NULL/NaN/infinite values, non-positive prices, negative volume, inconsistent OHLC, two bars for
-one session or a bar on a non-session day, a missing session between a symbol's first bar (or the range start)
-and its latest bar, a close-to-close move above ``max_daily_move`` (IBKR's daily history is split-adjusted, so
-such a jump is bad data far more often than news), or a latest bar more than ``stale_fail_after`` sessions old.
-Warn: a latest bar 1 to ``stale_fail_after`` sessions older than the last completed session (the next ingestion
-usually catches up).
+What fails, what only warns, and why: docs/data-quality.md.
 """
 
 from __future__ import annotations

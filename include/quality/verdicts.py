@@ -1,9 +1,6 @@
 """Per-symbol data-quality verdicts: derived from check results, stored in ``quality.symbol_verdicts``, read back
 by trading with ``session_verdicts`` (the verdict of one session; ``latest_verdicts``: the newest, any session).
-
-``fail``: a ``fail`` check found the symbol, or a check could not run (nothing proves the symbol clean).
-``warn``: only ``warn`` checks found it (stale by a few sessions, indicators still warming up). ``pass``: nothing.
-A symbol without a stored verdict (for the session) reads as ``fail`` ("no data-quality verdict ...").
+How a symbol gets ``pass`` / ``warn`` / ``fail``: docs/data-quality.md.
 """
 
 from __future__ import annotations

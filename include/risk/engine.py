@@ -1,8 +1,4 @@
-"""``assess``: signals + account/market context -> one ``RiskDecision`` per signal and a JSON report.
-
-Every check runs on every BUY/SELL (so all vetoes are recorded, not just the first); an order is approved only
-when none vetoes. Live mode raises before anything is assessed unless ``ALLOW_LIVE_TRADING=yes``.
-"""
+"""``assess``: signals + account/market context -> one ``RiskDecision`` per signal and a JSON report."""
 
 from __future__ import annotations
 
@@ -112,7 +108,11 @@ def assess(signals: Sequence[Signal | Mapping[str, Any]], *, limits: RiskLimits,
            now: datetime | None = None, environ: Mapping[str, str] | None = None,
            checks: Sequence[RiskCheck] = DEFAULT_CHECKS, working: Mapping[str, Any] | None = None,
            price_notes: Mapping[str, str] | None = None) -> RiskReport:
-    """Decide every signal. ``signals`` may be ``Signal`` objects or their dicts (from XCom)."""
+    """Decide every signal. ``signals`` may be ``Signal`` objects or their dicts (from XCom).
+
+    Every check runs on every BUY/SELL (so all vetoes are recorded, not just the first); an order is approved only
+    when none vetoes. Live mode raises before anything is assessed unless ``ALLOW_LIVE_TRADING=yes``.
+    """
     require_live_opt_in(mode, environ)
     ctx = build_context(mode=mode, account_id=account_id, trading_state=trading_state, positions=positions,
                         last_prices=last_prices, orders_today=orders_today, verdicts=verdicts,

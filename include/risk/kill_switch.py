@@ -1,8 +1,6 @@
 """Kill switch command: ``python -m include.risk.kill_switch {status,halt,reduce,resume} --reason "..."``.
-
 ``halt`` -> HALTED (no orders), ``reduce`` -> REDUCING (only position-reducing orders), ``resume`` -> ACTIVE.
-The database is ``--db-url``, else ``MARKET_DB_URL`` / the ``market_db`` Airflow connection. The DAG that
-flips the switch calls ``set_trading_state`` with the same arguments.
+Database: ``--db-url``, else ``MARKET_DB_URL`` / the ``market_db`` connection (more: docs/protections.md).
 """
 
 from __future__ import annotations

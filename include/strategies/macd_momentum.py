@@ -1,9 +1,5 @@
-"""MACD momentum: BUY when the MACD histogram turns positive (MACD crosses above its signal line) between the
-previous and the latest session, SELL when it turns negative; with ``require_zero_line`` a BUY also needs
-MACD > 0 and a SELL MACD < 0.
-
-Confidence = 0.5 + 0.5 * min(1, |macd_hist| / (full_confidence_atr * ATR-14)): how far the lines separated
-on the crossing day, in volatility units.
+"""MACD momentum: BUY when the MACD histogram turns positive (MACD crosses above its signal line), SELL when it
+turns negative, HOLD otherwise. ``require_zero_line`` and the confidence formula: docs/strategies.md.
 """
 
 from __future__ import annotations

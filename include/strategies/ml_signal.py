@@ -1,16 +1,6 @@
 """ML strategy: the registered direction classifier (``models:/<name>@champion``) scores the latest features.
 
-BUY when P(up) >= ``threshold``, SELL when P(down) = 1 - P(up) >= ``threshold``, else HOLD with both
-probabilities in the reason. Confidence = the predicted probability of the chosen direction. The features come
-from ``include.ml.features.features_from_row`` — the function training used — on the ``fct_latest_features``
-row the trading DAG reads (it holds every source column the features need).
-
-A missing model is an error, not a quiet HOLD: the trading DAG's ``validate_environment`` loads the model
-(``require_model``) before the run touches anything and fails the run with the alias it looked for, so a broken
-deployment is visible instead of looking like a flat market. Should the model vanish between that check and the
-signals, the registry's ``generate_signals`` turns the load error into HOLDs naming it (no order either way).
-Missing or warming-up features for one symbol give that symbol a HOLD with the reason, like the rule strategies.
-The model is loaded lazily on the first symbol that has complete features, once per process and version.
+BUY/SELL when P(up)/P(down) >= ``threshold``, else HOLD; confidence and missing-model rules: docs/strategies.md.
 """
 
 from __future__ import annotations

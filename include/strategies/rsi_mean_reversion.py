@@ -1,7 +1,6 @@
 """RSI mean reversion: BUY when RSI-14 is below ``oversold``, SELL when above ``overbought``, else HOLD.
 
-Confidence = 0.5 + 0.5 * min(1, RSI points beyond the threshold / full_confidence_distance): with the
-defaults (30/70, 15 points) RSI 22.5 gives 0.75 and RSI <= 15 gives 1.0.
+Confidence formula: docs/strategies.md.
 """
 
 from __future__ import annotations

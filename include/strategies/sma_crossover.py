@@ -1,9 +1,5 @@
 """Moving-average crossover: BUY when the fast average crosses above the slow one between the previous and the
-latest session, SELL when it crosses below, HOLD otherwise.
-
-Confidence = 0.5 + 0.5 * min(1, |fast - slow| / (full_confidence_atr * ATR-14)): the gap after the cross in
-volatility units. A cross by a hair (≈0.5) stays under the default 0.7 floor; a gap of
-``full_confidence_atr`` ATRs or more gives 1.0.
+latest session, SELL when it crosses below, HOLD otherwise. Confidence formula: docs/strategies.md.
 """
 
 from __future__ import annotations

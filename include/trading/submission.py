@@ -1,7 +1,6 @@
 """``SubmissionChecks``: the re-check right before each intent is claimed for submission, run by the executor in
-the claiming transaction. Risk decided minutes (or, on a retry, hours) earlier; what may have changed since is
-checked again: trading state, the session, market hours, a fresh quote inside the collar, the data-quality
-verdict, and for a SELL the position net of working SELLs. Any refusal leaves the intent ``vetoed``."""
+the claiming transaction; any refusal leaves the intent ``vetoed``. What is re-checked and why: docs/execution.md.
+"""
 
 from __future__ import annotations
 
