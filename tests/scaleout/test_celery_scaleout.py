@@ -92,7 +92,7 @@ def test_ingest_dbt_strategy_run_on_both_celery_workers(broker_and_postgres: Non
 
     assert [(run["dag_id"], run["state"]) for run in summary["runs"]] == [(dag, "success") for dag in DAGS]
     runs = {run["dag_id"]: run for run in summary["runs"]}
-    assert runs[scaleout.INGEST]["tasks"] == 3 + 3  # resolve_symbols, one fetch_bars per symbol, load_bars, check_symbols
+    assert runs[scaleout.INGEST]["tasks"] == 3 + 3  # resolve_symbols, fetch_bars per symbol, load_bars, check_symbols
     assert summary["workers_used"] == 2
     assert set(summary["tasks_per_worker"]) == {"worker1", "worker2"}
     assert all(n > 0 for n in summary["tasks_per_worker"].values())
