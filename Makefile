@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench scaleout dbt airflow lint lock clean-local screenshots
+.PHONY: demo test up bench chaos scaleout dbt airflow lint lock clean-local screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt sim/requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ up: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) -m bench
+
+# Randomized order-path faults and kills against the simulator (bench/chaos.py; CHAOS_ROUNDS, CHAOS_SEED).
+chaos: $(STAMP)
+	@$(PY) -m bench.chaos
 
 # CeleryExecutor with two Celery workers against the machine's Redis + PostgreSQL (throw-away DBs), ingest -> dbt ->
 # strategy, then stops everything it started (scripts/celery_scaleout.py; ARGS="--symbols TSLA,NVDA --keep").
