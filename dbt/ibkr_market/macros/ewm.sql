@@ -23,36 +23,36 @@ case
 end
 {%- endmacro %}
 
-{# v_i: a contribution anchored at the start of its block. #}
-{# Constants are cast to float8: a bare 0.846... literal is numeric, and numeric power() is ~100x slower. #}
-{% macro ewm_anchor(c, r) -%}
-({{ c }}) * power({{ r }}::float8, (blk * {{ var('ewm_block') }} - rn)::float8)
+{# The per-row powers of a decay r (computed once per row and decay, shared by the recursions with that decay):
+   'anchor' r^(a - rn) moves a contribution to the start a of its block, 'value' r^(rn - a) brings the in-block sum
+   back to row rn. Constants are cast to float8: a bare 0.846... literal is numeric, and numeric power() is ~100x
+   slower. #}
+{% macro ewm_factor(r, kind) -%}
+power({{ r }}::float8, ({{ 'blk * ' ~ var('ewm_block') ~ ' - rn' if kind == 'anchor' else 'rn - blk * ' ~ var('ewm_block') }})::float8)
 {%- endmacro %}
 
-{# Running sum of anchored contributions within the block (the `in_block` window). #}
-{% macro ewm_block_sum(v) -%}
-sum({{ v }}) over in_block
+{# Running sum within the block (the `in_block` window) of the contributions c, each anchored at the start of its
+   block with the column anchor_<n> (ewm_factor(r, 'anchor') of the recursion's decay n). #}
+{% macro ewm_block_sum(c, n) -%}
+sum(({{ c }}) * anchor_{{ n }}) over in_block
 {%- endmacro %}
 
-{# E_t from the in-block running sum `s`: the previous block's total is `s` at that block's last row,
-   j + 1 rows back (j = rn - blk * ewm_block), read with lag() over the symbol's rows. #}
-{% macro ewm_value(s, r) -%}
-power({{ r }}::float8, (rn - blk * {{ var('ewm_block') }})::float8) * (
+{# E_t from the in-block running sum `s` (value_<n> = ewm_factor(r, 'value')): the previous block's total is `s` at
+   that block's last row, j + 1 rows back (j = rn - blk * ewm_block), read with lag() over the symbol's rows.
+   first_block: the same value for a row of a symbol's first block, which has no previous block (the lag is NULL);
+   for use as the argument of a window function (which cannot contain lag()). #}
+{% macro ewm_value(s, n, r, first_block=false) -%}
+value_{{ n }} * (
     {{ s }} + power({{ r }}::float8, {{ var('ewm_block') }}::float8)
-        * coalesce(lag({{ s }}, (rn - blk * {{ var('ewm_block') }} + 1)::int) over by_symbol, 0)
+        * {{ '0' if first_block else 'coalesce(lag(' ~ s ~ ', (rn - blk * ' ~ var('ewm_block') ~ ' + 1)::int) over by_symbol, 0)' }}
 )
 {%- endmacro %}
 
-{# The windows ewm_block_sum() and ewm_value() use. (Ordering every window by (blk, rn) to share one sort was
-   measured slower: a full sort of 1.26M rows costs more than the per-symbol incremental sorts.) #}
+{# The named windows of the indicator passes, all ordered (blk, rn) within a symbol: the same order as rn, so one
+   sort by (symbol, blk, rn) serves every pass, in_block (which also partitions by blk) included. #}
 {% macro ewm_windows() -%}
-in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row),
-by_symbol as (partition by symbol order by rn)
-{%- endmacro %}
-
-{# A running sum over the symbol's rows (incremental in PostgreSQL: one addition per row). #}
-{% macro running_sum(x) -%}
-sum({{ x }}) over (partition by symbol order by rn rows between unbounded preceding and current row)
+by_symbol as (partition by symbol order by blk, rn rows between unbounded preceding and current row),
+in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row)
 {%- endmacro %}
 
 {# Mean of the last n rows (NULL until n rows exist) from a running sum `cum`: (cum_t - cum_{t-n}) / n over the
@@ -65,11 +65,18 @@ case when rn >= {{ n - 1 }} then ({{ cum }} - coalesce(lag({{ cum }}, {{ n }}) o
 {# Population stddev over the last n rows: float8's moving stddev_pop (numerically stable; n is small). #}
 {% macro stddev_pop_n(x, n) -%}
 case when rn >= {{ n - 1 }} then
-    stddev_pop({{ x }}) over (partition by symbol order by rn rows between {{ n - 1 }} preceding and current row)
+    stddev_pop({{ x }}) over (partition by symbol order by blk, rn rows between {{ n - 1 }} preceding and current row)
 end
 {%- endmacro %}
 
-{# The seed of a recursion: the mean of its first inputs, rows first..last (computed once per symbol). #}
-{% macro seed(x, first, last) -%}
-avg({{ x }}) filter (where rn between {{ first }} and {{ last }}) over (partition by symbol)
+{# A recursion's seed is the mean of its inputs at rows first..last, needed at row `last` only. seed_sum() is their
+   running sum over `by_symbol` (O(1) per row, no final function; a mean over the whole partition would hold each
+   symbol's rows back until its last one); seed() divides it at row `last`. Bit for bit avg(): float8 avg() adds
+   the same values in the same order from 0 and divides by their count. #}
+{% macro seed_sum(x, first, last) -%}
+sum({{ x }}) filter (where rn between {{ first }} and {{ last }}) over by_symbol
+{%- endmacro %}
+
+{% macro seed(running_sum, first, last) -%}
+{{ running_sum }} / {{ last - first + 1 }}
 {%- endmacro %}

@@ -4,11 +4,13 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     indexes=[{'columns': ['symbol', 'session_date'], 'unique': True}, {'columns': ['loaded_at']}],
-    pre_hook="set work_mem = '256MB'; set jit = {{ 'off' if is_incremental() else 'on' }}",
-    post_hook="reset work_mem; reset jit",
+    pre_hook="set local jit = {{ 'off' if is_incremental() else 'on' }}; set local work_mem = '256MB';
+              set local maintenance_work_mem = '256MB'",
 ) }}
 {#
-  JIT is off for incremental runs: compiling this many expressions costs more than a small run takes.
+  Settings for this model's transaction only (set local): memory for the window sorts and tuple stores and the
+  index builds; JIT off for incremental runs, where compiling ~100 expressions costs more than the run takes. A full
+  build is ~1 s (CPU) faster with JIT on, compilation included (python -m bench indicators).
 
   One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Recursive indicators use
   the ewm_* macros: block-anchored window sums, exact to machine precision.
@@ -19,10 +21,11 @@
   restart; a symbol with less history, or whose kept row is missing, is rebuilt from its first session.
 #}
 {%- set k12, k26, k9, w14 = 2 / 13, 2 / 27, 2 / 10, 1 / 14 -%}
-{%- set recursions = {'ema_12': 1 - k12, 'ema_26': 1 - k26, 'macd_fast': 1 - k12,
-                      'gain': 1 - w14, 'loss': 1 - w14, 'tr': 1 - w14} -%}
+{#- decay per recursion; recursions with the same decay share its powers (ema_12 and MACD's fast EMA; Wilder's) -#}
+{%- set decay = {'12': 1 - k12, '26': 1 - k26, '14': 1 - w14, '9': 1 - k9} -%}
 {%- set carried = is_incremental() -%}
 {%- set lookback = 199 -%}  {# the longest moving window (SMA 200) less one #}
+{%- set carry_cols = 'restart_index, carry_rn, carry_ema_12, carry_ema_26, carry_macd_fast, carry_gain, carry_loss, carry_tr, carry_signal' -%}
 with
 {%- if carried %}
 restarts as (
@@ -66,101 +69,92 @@ inputs as (
 ),
 {%- endif %}
 
+{#- Each CTE below is one pass over the rows (one or two WindowAgg nodes) and hands on only the columns still
+    needed. Every window orders a symbol's rows by (blk, rn), the same order as rn, so one sort serves all. #}
 bars as (
     select
-        symbol, session_date, session_index as rn, close, volume, true_range, loaded_at,
+        symbol, session_index as rn, session_index / {{ var('ewm_block') }} as blk, close, volume, true_range,
         greatest(close - prev_close, 0) as gain,
-        greatest(prev_close - close, 0) as loss
-        {%- if carried %},
-        restart_index, carry_rn, carry_ema_12, carry_ema_26, carry_macd_fast, carry_gain, carry_loss, carry_tr,
-        carry_signal
-        {%- endif %}
+        greatest(prev_close - close, 0) as loss,
+        session_date, loaded_at{{ ', ' ~ carry_cols if carried }}
     from {{ 'inputs' if carried else ref('int_daily_bars_enriched') }}
 ),
 
 windows as (
     select
-        *,
-        rn / {{ var('ewm_block') }} as blk,
-        {{ running_sum('close') }} as cum_close,  -- moving sums are differences of running sums (see sma())
-        {{ running_sum('volume') }} as cum_volume,
+        symbol, rn, blk, close, volume, true_range, gain, loss, session_date, loaded_at,
+        {{- ' ' ~ carry_cols ~ ',' if carried }}
+        sum(close) over by_symbol as cum_close,  -- moving sums are differences of running sums (see sma())
+        sum(volume) over by_symbol as cum_volume,
         {{ stddev_pop_n('close', 20) }} as close_std_20,
         {{ stddev_pop_n('volume', 20) }} as volume_std_20,
-        -- seeds: the SMA of each recursion's first n inputs (TA-Lib compatibility mode); TA-Lib's MACD
-        -- seeds its fast EMA where the slow one starts (row 25), with the 12 closes ending there
-        {{ seed('close', 0, 11) }} as seed_ema_12,
-        {{ seed('close', 0, 25) }} as seed_ema_26,
-        {{ seed('close', 14, 25) }} as seed_macd_fast,
-        {{ seed('gain', 1, 14) }} as seed_gain,
-        {{ seed('loss', 1, 14) }} as seed_loss,
-        {{ seed('true_range', 1, 14) }} as seed_tr
+        -- seeds: the SMA of each recursion's first n inputs (TA-Lib compatibility mode), a sum read at its last row
+        -- (see seed()); TA-Lib's MACD seeds its fast EMA where the slow one starts (row 25), with the 12 closes
+        -- ending there. The EMA seeds are cum_close at rows 11 and 25.
+        {{ seed_sum('close', 14, 25) }} as sum_close_14_25,
+        {{ seed_sum('gain', 1, 14) }} as sum_gain_1_14,
+        {{ seed_sum('loss', 1, 14) }} as sum_loss_1_14,
+        {{ seed_sum('true_range', 1, 14) }} as sum_tr_1_14,
+        {%- for n, r in decay.items() if n != '9' %}
+        {{ ewm_factor(r, 'anchor') }} as anchor_{{ n }},  {# computed once here, not once per use #}
+        {{ ewm_factor(r, 'value') }} as value_{{ n }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from bars
-),
-
-contributions as (
-    select
-        *,
-        {{ sma('cum_close', 20) }} as sma_20,
-        {{ sma('cum_close', 50) }} as sma_50,
-        {{ sma('cum_close', 200) }} as sma_200,
-        {{ sma('cum_volume', 20) }} as volume_avg_20,  -- exact: volumes are whole shares
-        {{ ewm_anchor(ewm_input('close', k12, 11, 'seed_ema_12', carried and 'carry_ema_12'), recursions['ema_12']) }} as v_ema_12,
-        {{ ewm_anchor(ewm_input('close', k26, 25, 'seed_ema_26', carried and 'carry_ema_26'), recursions['ema_26']) }} as v_ema_26,
-        {{ ewm_anchor(ewm_input('close', k12, 25, 'seed_macd_fast', carried and 'carry_macd_fast'), recursions['macd_fast']) }} as v_macd_fast,
-        {{ ewm_anchor(ewm_input('gain', w14, 14, 'seed_gain', carried and 'carry_gain'), recursions['gain']) }} as v_gain,
-        {{ ewm_anchor(ewm_input('loss', w14, 14, 'seed_loss', carried and 'carry_loss'), recursions['loss']) }} as v_loss,
-        {{ ewm_anchor(ewm_input('true_range', w14, 14, 'seed_tr', carried and 'carry_tr'), recursions['tr']) }} as v_tr
-    from windows
-    window by_symbol as (partition by symbol order by rn)
+    window {{ ewm_windows() }}
 ),
 
 block_sums as (
     select
-        *,
-        {%- for name in recursions %}
-        {{ ewm_block_sum('v_' ~ name) }} as s_{{ name }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from contributions
-    {%- if carried %}
-    where rn >= coalesce(carry_rn, 0)  -- rows before the carried state only fed the moving windows
-    {%- endif %}
+        symbol, rn, blk, close, volume, session_date, loaded_at, cum_close, cum_volume, close_std_20, volume_std_20,
+        value_12, value_26, value_14,
+        {{- ' ' ~ carry_cols ~ ',' if carried }}
+        {{ ewm_block_sum(ewm_input('close', k12, 11, seed('cum_close', 0, 11), carried and 'carry_ema_12'), '12') }} as s_ema_12,
+        {{ ewm_block_sum(ewm_input('close', k26, 25, seed('cum_close', 0, 25), carried and 'carry_ema_26'), '26') }} as s_ema_26,
+        {{ ewm_block_sum(ewm_input('close', k12, 25, seed('sum_close_14_25', 14, 25), carried and 'carry_macd_fast'), '12') }} as s_macd_fast,
+        {{ ewm_block_sum(ewm_input('gain', w14, 14, seed('sum_gain_1_14', 1, 14), carried and 'carry_gain'), '14') }} as s_gain,
+        {{ ewm_block_sum(ewm_input('loss', w14, 14, seed('sum_loss_1_14', 1, 14), carried and 'carry_loss'), '14') }} as s_loss,
+        {{ ewm_block_sum(ewm_input('true_range', w14, 14, seed('sum_tr_1_14', 1, 14), carried and 'carry_tr'), '14') }} as s_tr
+    from windows
     window {{ ewm_windows() }}
 ),
 
 smoothed as (
     select
-        *,
-        case when rn >= 11 then {{ ewm_value('s_ema_12', recursions['ema_12']) }} end as ema_12,
-        case when rn >= 25 then {{ ewm_value('s_ema_26', recursions['ema_26']) }} end as ema_26,
-        case when rn >= 25 then {{ ewm_value('s_macd_fast', recursions['macd_fast']) }} end as macd_fast,
-        case when rn >= 14 then {{ ewm_value('s_gain', recursions['gain']) }} end as avg_gain_14,
-        case when rn >= 14 then {{ ewm_value('s_loss', recursions['loss']) }} end as avg_loss_14,
-        case when rn >= 14 then {{ ewm_value('s_tr', recursions['tr']) }} end as atr_14
-    from block_sums
+        symbol, rn, blk, close, session_date, loaded_at,
+        {{- ' restart_index, carry_rn, carry_signal,' if carried }}
+        {{ sma('cum_close', 20) }} as sma_20,
+        {{ sma('cum_close', 50) }} as sma_50,
+        {{ sma('cum_close', 200) }} as sma_200,
+        close_std_20,
+        (volume - {{ sma('cum_volume', 20) }}) / nullif(volume_std_20, 0) as volume_zscore_20,  -- exact mean: volumes are whole shares
+        case when rn >= 11 then {{ ewm_value('s_ema_12', '12', decay['12']) }} end as ema_12,
+        case when rn >= 25 then {{ ewm_value('s_ema_26', '26', decay['26']) }} end as ema_26,
+        case when rn >= 25 then {{ ewm_value('s_macd_fast', '12', decay['12']) }} end as macd_fast,
+        case when rn >= 14 then {{ ewm_value('s_gain', '14', decay['14']) }} end as avg_gain_14,
+        case when rn >= 14 then {{ ewm_value('s_loss', '14', decay['14']) }} end as avg_loss_14,
+        case when rn >= 14 then {{ ewm_value('s_tr', '14', decay['14']) }} end as atr_14,
+        -- the signal's seed, the mean of MACD at rows 25..33: there (block 0) MACD is its two EMAs' in-block sums
+        {{ seed_sum(ewm_value('s_macd_fast', '12', decay['12'], first_block=true) ~ ' - '
+                    ~ ewm_value('s_ema_26', '26', decay['26'], first_block=true), 25, 33) }} as sum_macd_25_33,
+        {{ ewm_factor(decay['9'], 'anchor') }} as anchor_9,
+        {{ ewm_factor(decay['9'], 'value') }} as value_9
+    from block_sums  -- (incremental: rows before carry_rn add nothing to the recursions, they only feed the SMAs)
     window {{ ewm_windows() }}
-),
-
-macd_line as (
-    select
-        *,
-        macd_fast - ema_26 as macd_raw,
-        {{ seed('macd_fast - ema_26', 25, 33) }} as seed_signal
-    from smoothed
 ),
 
 signal_sums as (
     select
         *,
-        {{ ewm_block_sum(ewm_anchor(ewm_input('macd_raw', k9, 33, 'seed_signal', carried and 'carry_signal'), 1 - k9)) }}
-            as s_signal
-    from macd_line
+        macd_fast - ema_26 as macd_raw,
+        {{ ewm_block_sum(ewm_input('(macd_fast - ema_26)', k9, 33, seed('sum_macd_25_33', 25, 33), carried and 'carry_signal'), '9') }} as s_signal
+    from smoothed
     window {{ ewm_windows() }}
 ),
 
 signal as (
     select
         *,
-        case when rn >= 33 then {{ ewm_value('s_signal', 1 - k9) }} end as macd_signal
+        case when rn >= 33 then {{ ewm_value('s_signal', '9', decay['9']) }} end as macd_signal
     from signal_sums
     window {{ ewm_windows() }}
 )
@@ -183,7 +177,7 @@ select
     sma_20 as bb_middle,
     sma_20 - 2 * close_std_20 as bb_lower,
     atr_14,
-    (volume - volume_avg_20) / nullif(volume_std_20, 0) as volume_zscore_20,
+    volume_zscore_20,
     avg_gain_14,
     avg_loss_14,
     loaded_at
