@@ -16,9 +16,14 @@ from pathlib import Path
 from scripts.devstack import LOCAL, REPO, start_stack
 from scripts.run_dags import PROGRESS_FD_ENV
 
-# ingest -> dbt (Cosmos) -> Great Expectations -> strategy 1 in dry run (outside market hours too) -> MLflow
+# ingest -> dbt (Cosmos) -> Great Expectations -> strategy 3 (MACD momentum) in dry run -> MLflow
 SYMBOLS = ["TSLA", "NVDA"]
-TRADE = {"strategy_id": 1, "symbols": SYMBOLS, "dry_run": True, "ignore_market_hours": True}
+STRATEGY = 3
+TRADE = {"strategy_id": STRATEGY, "symbols": SYMBOLS, "dry_run": True, "ignore_market_hours": True}
+# The simulator's prices are deterministic per date, and crossovers are rare: the demo pins its clock (simulator and
+# TRADING_CLOCK) to the evening of a session on which NVDA's MACD crosses above its signal line (0.05 ATR apart, MACD
+# above zero), so the run ends with an honest BUY that passes risk and becomes a dry-run order intent.
+DEMO_CLOCK = "2026-12-03T22:00:00+00:00"
 DAGS = ["ibkr_ingest_daily_bars", "ibkr_ingest_snapshots", "market_data_models",
         f"ibkr_trading_strategy={json.dumps(TRADE)}"]
 
@@ -32,12 +37,20 @@ def shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
+def pin_clock(gateway_url: str, at: str) -> None:
+    """Set the simulator's clock (running from ``at``): it serves bars and quotes as of then."""
+    import httpx
+
+    admin = gateway_url.split("/v1/api")[0] + "/sim/admin/clock"
+    httpx.post(admin, json={"now": at, "running": True}, timeout=10).raise_for_status()
+
+
 def main() -> int:
     started = time.monotonic()
     live = verbose()
     log_path = LOCAL / "demo.log"
-    print(f"make demo: {', '.join(SYMBOLS)} through ingestion -> dbt (Cosmos) -> Great Expectations -> strategy 1"
-          " (dry run) -> MLflow", flush=True)
+    print(f"make demo: {', '.join(SYMBOLS)} through ingestion -> dbt (Cosmos) -> Great Expectations -> strategy"
+          f" {STRATEGY} (dry run) -> MLflow", flush=True)
     stack = start_stack()
     progress_fd = None
     try:
@@ -45,9 +58,13 @@ def main() -> int:
 
         db = "embedded PostgreSQL" if stack.postgres else "MARKET_DB_URL"
         gateway = "simulator" if stack.simulator else "IBKR_GATEWAY_URL"
+        env = {**os.environ, **stack.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "INFO")}
+        if stack.simulator:  # our simulator: pin its clock and the pipeline's (a real gateway keeps real time)
+            env["TRADING_CLOCK"] = os.environ.get("TRADING_CLOCK") or DEMO_CLOCK
+            pin_clock(stack.gateway_url, env["TRADING_CLOCK"])
+            gateway += f" at {env['TRADING_CLOCK']}"
         print(f"stack: market data {mask_url(stack.market_db_url)} ({db}), gateway {stack.gateway_url} ({gateway})",
               flush=True)
-        env = {**os.environ, **stack.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "INFO")}
         cmd = [sys.executable, "-m", "scripts.run_dags", *DAGS]
         if live:
             code = subprocess.call(cmd, cwd=REPO, env=env)

@@ -185,7 +185,7 @@ def report() -> None:
         cur.execute("SELECT symbol, session_date, close, sma_20, sma_200, rsi_14, macd_hist, atr_14"
                     " FROM analytics_marts.fct_latest_features ORDER BY symbol")
         rows = cur.fetchall()
-    print("\nLatest features (analytics_marts.fct_latest_features, dbt via Cosmos):")
+    print("Latest features (analytics_marts.fct_latest_features, dbt via Cosmos):")
     print(f"{'symbol':8} {'session':>10} {'close':>9} {'sma_20':>9} {'sma_200':>9} {'rsi_14':>7} {'macd_hist':>9}"
           f" {'atr_14':>7}")
     for sym, day, close, sma20, sma200, rsi, hist, atr in rows:
@@ -212,7 +212,7 @@ def report_quality_and_trading(dsn: str) -> None:
                         " ORDER BY symbol, checked_at DESC")
             verdicts = cur.fetchall()
     if verdicts:
-        print("\nData-quality verdicts (quality.symbol_verdicts, Great Expectations):")
+        print("Data-quality verdicts (quality.symbol_verdicts, Great Expectations):")
         for symbol, verdict, reasons in verdicts:
             print(f"  {symbol:8} {verdict:5} {'; '.join(reasons[:2])}".rstrip())
     run = _last_trading_run()
@@ -223,23 +223,28 @@ def report_quality_and_trading(dsn: str) -> None:
     mlflow = client()
     run_id = run.data.tags.get("run_id")
     path = mlflow.download_artifacts(run.info.run_id, "signals/signals.json")
-    print(f"\nSignals of {run.data.tags.get('dag_id')} run {run_id}"
+    print(f"Signals of {run.data.tags.get('dag_id')} run {run_id}"
           f" (strategy {run.data.params.get('strategy')}, mode {run.data.params.get('mode')}):")
     for sig in json.loads(Path(path).read_text()):
         print(f"  {sig['symbol']:8} {sig['action']:4} confidence {sig['confidence']:.2f}  {sig['rationale']}")
-    intents = _intents(dsn, run.data.tags.get("dag_id"), run_id)
+    params = run.data.params
+    intents = _intents(dsn, run.data.tags.get("dag_id"), run_id, params.get("strategy_id"), params.get("session"),
+                       params.get("mode"))
     if intents:
-        print("\nOrder intents of this run (trading.order_intents; dry_run = recorded, never sent):")
-        for symbol, side, qty, limit, status, mode, intent_id in intents:
-            print(f"  {symbol:8} {side:4} {float(qty):6.0f} @ {_f(limit, 8)}  {status:10} {mode:8} cOID {intent_id}")
+        print("Order intents of this run (trading.order_intents; dry_run = recorded, never sent):")
+        for symbol, side, qty, limit, status, mode, intent_id, earlier in intents:
+            print(f"  {symbol:8} {side:4} {float(qty):6.0f} @ {_f(limit, 8)}  {status:10} {mode:8} cOID {intent_id}"
+                  + ("  (decided by an earlier run of this session: one decision per symbol)" if earlier else ""))
     else:
-        print("\nNo order intents: every signal was HOLD or vetoed by risk (see risk/risk_report.json in MLflow).")
+        print("No order intents: every signal was HOLD or vetoed by risk (see risk/risk_report.json in MLflow).")
     print(f"MLflow run {run.info.run_id} ({run.info.status}): {run_url(run.info.run_id)}"
           f"  [make up serves this UI]")
 
 
-def _intents(dsn: str, dag_id: str | None, run_id: str | None) -> list[tuple]:
-    """The order intents of one trading run (earlier runs' intents stay in the ledger, not in this report)."""
+def _intents(dsn: str, dag_id: str | None, run_id: str | None, strategy_id: str | None = None,
+             session: str | None = None, mode: str | None = None) -> list[tuple]:
+    """The order intents of one trading run, and those of its strategy, session and mode that an earlier run decided
+    (the run found them and took no decision again: a repeated demo); the last column marks the earlier ones."""
     import psycopg2
 
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
@@ -248,8 +253,10 @@ def _intents(dsn: str, dag_id: str | None, run_id: str | None) -> list[tuple]:
             return []
         # The cOID sent to IBKR: its own column where the ledger has one, else the intent id.
         cur.execute("SELECT symbol, side, quantity, limit_price, status, mode, COALESCE(to_jsonb(i) ->> 'coid',"
-                    " intent_id) FROM trading.order_intents i WHERE dag_id = %s AND run_id = %s"
-                    " ORDER BY created_at LIMIT 20", (dag_id, run_id))
+                    " intent_id), NOT (dag_id = %s AND run_id = %s) FROM trading.order_intents i"
+                    " WHERE (dag_id = %s AND run_id = %s)"
+                    " OR (strategy_id = %s AND session_date = %s::date AND mode = %s)"
+                    " ORDER BY created_at LIMIT 20", (dag_id, run_id, dag_id, run_id, strategy_id, session, mode))
         return cur.fetchall()
 
 

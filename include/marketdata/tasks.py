@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any
 
 from include.marketdata.calendar import MarketCalendar
@@ -25,11 +25,12 @@ def run_key(context: Any) -> str:
 
 
 def target_session(context: Any, calendar: MarketCalendar) -> date:
-    """The session a run loads: its data interval's session, else the last completed one."""
+    """The session a run loads: its data interval's session, else the last completed one (at TRADING_CLOCK when
+    set, like the trading runs: a pinned simulator clock loads the sessions it serves)."""
     start = context.get("data_interval_start")
     if start is not None and calendar.is_session(start.astimezone(UTC).date()):
         return start.astimezone(UTC).date()
-    return calendar.last_completed_session(datetime.now(UTC))
+    return calendar.last_completed_session(load_settings().now())
 
 
 def symbols_from_params(params: dict[str, Any]) -> list[str]:

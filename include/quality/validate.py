@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,9 @@ def resolve_scope(
     raw_relation: str = "raw.daily_bars",
 ) -> Scope:
     """``symbols`` or every symbol with raw bars; the ``sessions`` exchange sessions ending at ``end`` (default:
-    the last completed session now)."""
+    the last completed session now, or at TRADING_CLOCK)."""
     calendar = MarketCalendar(exchange)
-    end = end or calendar.last_completed_session(datetime.now(UTC))
+    end = end or calendar.last_completed_session(Settings.from_env().now())  # TRADING_CLOCK when set
     days = calendar.sessions_between(calendar.sessions_back(end, max(sessions, 1) - 1), end)
     if symbols is None:
         symbols = symbols_with_bars(dsn, relation(raw_relation))
