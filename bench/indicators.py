@@ -54,7 +54,8 @@ def main() -> None:
                 cur.execute("ANALYZE raw.daily_bars")
         os.environ.update(dbt_env(dsn))
         args = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--target-path", f"/tmp/bench-dbt-target-{os.getpid()}", "--log-path", f"/tmp/bench-dbt-logs-{os.getpid()}", "--quiet"]
+                "--target-path", f"/tmp/bench-dbt-target-{os.getpid()}",
+                "--log-path", f"/tmp/bench-dbt-logs-{os.getpid()}", "--quiet"]
         runner = dbtRunner()
         assert runner.invoke(["run", "--select", "+fct_daily_indicators", *args]).success  # relations, partial parse
 
