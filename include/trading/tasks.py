@@ -162,7 +162,9 @@ def fetch_market_data(run: TradingRun, context: Any) -> MarketView:
     started = time.perf_counter()
     with IBKRHook().get_conn(settings) as client:
         client.ensure_session()
-        ingest_snapshots(client, dsn, list(run.symbols), run.label)
+        # isolate: an unknown ticker or one without data is left out (no quote -> its BUY/SELL is vetoed, and it
+        # has no features -> place_orders fails the run naming it); the other symbols are quoted and trade.
+        ingest_snapshots(client, dsn, list(run.symbols), run.label, isolate=True)
         account = mask_account(client.account_id)
         positions = {p.symbol: float(p.quantity) for p in client.positions()}
         live = client.live_orders()
