@@ -205,10 +205,12 @@ def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, mon
 
 def test_symbols_without_data_are_fetched_built_and_checked_on_demand(run_dag, market, simulator):
     """AAPL was never ingested: the run fetches its history, builds its features (dbt) and checks them (GX) before
-    read_features; MSFT has no data at the gateway: the others trade, then the run fails naming it."""
+    read_features; MSFT has no data at the gateway and ZZZZQ is no ticker at all: the others are quoted and trade,
+    then the run fails naming both."""
     httpx.post(f"{simulator.admin_url}/bars", json={"symbol": "MSFT", "no_data": True}).raise_for_status()
-    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "AAPL", "MSFT"], "dry_run": True,
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "AAPL", "MSFT", "ZZZZQ"], "dry_run": True,
                                     "ignore_market_hours": True})
+    assert tasks["fetch_market_data"] == "success"  # the unknown ticker is left out of the snapshot, not fatal
     assert tasks["backfill_symbols"] == "success" and tasks["read_features"] == "success"
     assert state == "failed" and tasks["place_orders"] == "failed"
     ((last,),) = _rows(market, "SELECT max(session_date) FROM raw.daily_bars WHERE symbol = 'TSLA'")
@@ -218,8 +220,9 @@ def test_symbols_without_data_are_fetched_built_and_checked_on_demand(run_dag, m
                  (last,)) == [("pass",)]
     mlflow, run = _mlflow_run()
     report = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "data_quality/on_demand.json")).read_text())
-    assert report["needed"] == {"AAPL": "no bars", "MSFT": "no bars"} and report["loaded"] == ["AAPL"]
-    assert list(report["unavailable"]) == ["MSFT"] and "NoDataError" in report["unavailable"]["MSFT"]
+    assert set(report["needed"]) == {"AAPL", "MSFT", "ZZZZQ"} and report["loaded"] == ["AAPL"]
+    assert sorted(report["unavailable"]) == ["MSFT", "ZZZZQ"] and "NoDataError" in report["unavailable"]["MSFT"]
     verdicts = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "data_quality/verdicts.json")).read_text())
-    assert verdicts["missing"] == ["MSFT"]  # place_orders failed the run naming it, after TSLA and AAPL
+    assert verdicts["missing"] == ["MSFT", "ZZZZQ"]  # place_orders failed the run naming them, after TSLA and AAPL
+    assert _rows(market, "SELECT count(*) FROM trading.order_intents WHERE symbol IN ('MSFT', 'ZZZZQ')") == [(0,)]
 

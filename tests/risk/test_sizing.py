@@ -69,3 +69,23 @@ def test_no_last_price():
     order = propose(signal(symbol="MSFT"), context(), LIMITS, run_added_gross=0, run_added_position=0)
     assert (order.quantity, order.limit_price) == (0, None)
     assert order.sizing == "no last price for MSFT: cannot size"
+
+
+def test_working_buys_count_against_the_position_room():
+    # 24 sh held (6000) + 12 sh in a working BUY (3000): room 1000 -> floor(1000 / 250.5) = 3 sh, not 9
+    ctx = context(positions={"TSLA": (24, 200.0)}, working={"TSLA": {"buy": 12, "sell": 0}})
+    order = propose(signal(), ctx, LIMITS, run_added_gross=0, run_added_position=0)
+    assert (order.quantity, order.position_qty) == (3, 36)
+
+
+def test_a_second_sell_cannot_open_a_short():
+    held = {"TSLA": (8, 200.0)}
+    first = propose(signal(action="SELL"), context(positions=held), LIMITS, run_added_gross=0, run_added_position=0)
+    assert first.quantity == 8
+    # The first SELL is working at the broker (or recorded, not yet there): nothing is left to sell.
+    again = propose(signal(action="SELL"), context(positions=held, working={"TSLA": {"buy": 0, "sell": 8}}), LIMITS,
+                    run_added_gross=0, run_added_position=0)
+    assert (again.quantity, again.reduces_position, again.sizing) == (0, False, "no long position to sell")
+    part = propose(signal(action="SELL"), context(positions=held, working={"TSLA": {"buy": 0, "sell": 5}}), LIMITS,
+                   run_added_gross=0, run_added_position=0)
+    assert part.quantity == 3
