@@ -33,7 +33,7 @@ STRATEGY_ENTRY = """
            max_position_notional: 1000, max_gross_exposure: 10000000, price_collar_pct: 0.2}
     mode: paper
 """
-STRATEGY = "version: 1\nstrategies:" + "".join(STRATEGY_ENTRY.format(id=90 + i) for i in range(len(SIZES)))
+STRATEGY = "version: 1\nstrategies:" + "".join(STRATEGY_ENTRY.replace("{id}", str(90 + i)) for i in range(len(SIZES)))
 
 
 def _open_market_clock() -> None:

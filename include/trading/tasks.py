@@ -335,10 +335,13 @@ def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, co
     decisions = []
     for decision in report.decisions:
         why = features.bad.get(decision.symbol)
-        if why and decision.status == "hold":  # bad data is a veto, whatever the strategy made of it
+        if why:  # bad data is a veto, whatever the strategy made of it (an approved order included)
             veto = CheckResult(check="data_quality", approved=False, reason=why)
-            decision = RiskDecision.model_validate({**decision.model_dump(), "status": "vetoed", "vetoes": [veto],
-                                                    "checks": [veto]})
+            dumped = decision.model_dump()
+            decision = RiskDecision.model_validate({
+                **dumped, "status": "vetoed", "approved": False, "quantity": 0, "notional": 0.0,
+                "vetoes": [veto, *dumped.get("vetoes", [])],
+                "checks": [veto, *dumped.get("checks", [])]})
         decisions.append(decision.to_dict())
     result = report.to_dict()
     result["decisions"] = decisions

@@ -49,7 +49,7 @@ def risk_run(clean_db, session_mlflow_uri, webhook_receiver, tmp_path, monkeypat
     }.items():
         monkeypatch.setenv(key, value)
 
-    def assess(signals: list[Signal], run_id: str) -> dict:
+    def assess(signals: list[Signal], run_id: str, bad: dict[str, str] | None = None) -> dict:
         from include.trading import tasks
 
         mlflow_run_id = start_run(
@@ -66,7 +66,7 @@ def risk_run(clean_db, session_mlflow_uri, webhook_receiver, tmp_path, monkeypat
         )
         features = FeatureSet(
             run=run, latest={s: {"close": p} for s, p in PRICES.items()}, previous={},
-            verdicts={s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES},
+            verdicts={s: {"symbol": s, "verdict": "pass", "reasons": []} for s in PRICES}, bad=bad or {},
         )
         signal_set = SignalSet(run=run, signals=tuple(s.model_dump(mode="json") for s in signals))
         return tasks.assess_risk(signal_set, market, features, {"ti": _TaskInstance()}).model_dump(mode="json")
@@ -123,3 +123,19 @@ def test_no_alert_without_vetoed_orders(risk_run, webhook_receiver):
     report = risk_run([_signal("TSLA", "HOLD", 0.1), _signal("AAPL", "BUY", 0.9)], run_id="manual__clean")
     assert {d["status"] for d in report["decisions"]} == {"hold", "approved"}
     assert webhook_receiver.requests == []
+
+
+def test_bad_features_veto_only_their_symbol_whatever_the_signal(risk_run, webhook_receiver):
+    from include.trading.context import finite_row
+
+    row, bad = finite_row({"symbol": "NVDA", "close": float("nan"), "rsi_14": float("inf"), "sma_20": 120.0})
+    assert bad == ["close", "rsi_14"] and row["close"] is None and row["sma_20"] == 120.0
+    why = "non-finite close, rsi_14 in the latest features"
+    report = risk_run([_signal("AAPL", "BUY", 0.9), _signal("NVDA", "HOLD", 0.0), _signal("TSLA", "BUY", 0.9)],
+                      run_id="manual__nan", bad={"NVDA": why, "AAPL": why})  # AAPL's BUY would pass every limit
+    statuses = {d["symbol"]: (d["status"], d["quantity"]) for d in report["decisions"]}
+    assert statuses["AAPL"] == ("vetoed", 0) and statuses["NVDA"] == ("vetoed", 0)
+    assert statuses["TSLA"][0] == "approved" and statuses["TSLA"][1] > 0
+    for symbol in ("AAPL", "NVDA"):
+        decision = next(d for d in report["decisions"] if d["symbol"] == symbol)
+        assert decision["vetoes"][0]["reason"] == why and not decision["approved"]
