@@ -1,7 +1,5 @@
-"""Where the dbt project lives and how its profile reaches the market-data database.
-
-``dbt/ibkr_market/profiles.yml`` reads DBT_* variables; ``dbt_env`` derives them from the one
-``MARKET_DB_URL`` the rest of the project uses (Cosmos and GX need TCP, never a unix socket).
+"""Where the dbt project lives and how its profile reaches the market-data database: ``dbt_env`` derives the
+DBT_* variables of ``dbt/ibkr_market/profiles.yml`` from ``MARKET_DB_URL`` (TCP only: docs/deployment.md).
 """
 
 from __future__ import annotations

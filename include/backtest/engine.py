@@ -1,17 +1,5 @@
-"""Event-driven daily backtest of a configured strategy on the dbt mart history.
-
-The loop walks the sessions in order. At session ``t``: orders decided at the close of ``t-1`` fill at the open
-of ``t`` (slippage against the order, IBKR-like commission); positions are marked at the close of ``t``; the
-protections (``include.risk.protections``) are evaluated on that equity; then the strategy's own ``generate()``
-sees each symbol's row of ``t`` and the row before it (exactly what the live DAG passes it), and the BUY/SELL
-signals go through the live risk engine (``include.risk.assess``: sizing and checks, plus the ``ProtectionGate``)
-with the backtest's positions, closes and equity. Approved orders wait for the next open; an order whose symbol
-has no bar at the next session is dropped. Nothing reads a row after ``t`` when deciding at ``t``.
-
-Checks that need a live context are left out: ``market_open`` (orders are only placed between sessions),
-``data_quality`` (no historical verdicts) and ``paper_account``. The live limit price is not enforced at the
-open (fills are at the open +/- slippage); cash may dip below zero by an opening gap (gross exposure is capped
-at the equity by ``max_gross_leverage`` when the order is sized).
+"""Event-driven daily backtest of a configured strategy on the dbt mart history: fills at the next open, the live
+risk engine, no look-ahead. The loop and the checks it leaves out: docs/backtesting.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
 """Performance metrics of a daily equity curve and its round trips (risk-free rate 0, 252 sessions a year).
-
-* total_return = E_last / E_first - 1; cagr = (E_last / E_first) ** (252 / (n - 1)) - 1 (n equity points)
-* daily returns r_t = E_t / E_{t-1} - 1; sharpe = mean(r) / std(r, ddof=1) * sqrt(252);
-  sortino = mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(252) (downside deviation over all sessions)
-  (both 0 when the equity never moves; sortino NaN when it moves but never falls)
-* max_drawdown = max_t (1 - E_t / max_{s<=t} E_s), a positive fraction
-* win_rate = round trips with pnl > 0 / round trips (0 without trades); trade_count = round trips
-* exposure = sessions with a position at the close / sessions
+Formulas: docs/backtesting.md.
 """
 
 from __future__ import annotations

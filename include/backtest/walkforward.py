@@ -1,9 +1,6 @@
 """Walk-forward analysis: each in-sample window picks a parameter combination with the sweep's ranking, the
 out-of-sample window right after it scores that choice, and the out-of-sample curves are stitched into one.
-
-Pure (no MLflow, no database). A window's choice reads only rows dated inside its in-sample range, so nothing
-after ``in_sample_end`` can influence it; every window starts flat with the capital scaled to where the stitched
-curve stands (positions still open at a window's end are marked at its last close, not traded out).
+Pure (no MLflow, no database); no look-ahead and how windows are stitched: docs/walk-forward.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""LLM signals: OpenAI-compatible chat client (``client``), versioned prompt templates (``prompts``), output
-validation (``output``), the Airflow connection (``connection``) and a local stub server (``stub_server``).
-
+"""LLM signals: chat client (``client``), prompts (``prompts``, ``prompt_registry``), output validation (``output``),
+the Airflow connection (``connection``), ``tracing`` and ``evaluation``; docs/strategies.md, docs/llm-tracing.md.
 Deliberately empty: the strategy config imports ``prompts`` at DAG parse time without pulling in httpx.
 """

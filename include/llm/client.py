@@ -1,7 +1,5 @@
-"""OpenAI-compatible Chat Completions client over httpx (OpenAI, vLLM, Ollama's /v1, the local stub).
-
-Bounded retries (tenacity) on timeouts, 5xx and 429 only; everything else fails at once. Errors carry the
-attempt count and latency so a caller can record them; callers turn any error into HOLD, never an order.
+"""OpenAI-compatible Chat Completions client over httpx (OpenAI, vLLM, Ollama's /v1, the local stub) with bounded
+retries on timeouts, 5xx and 429 only. Errors and what callers do with them: docs/strategies.md.
 """
 
 from __future__ import annotations

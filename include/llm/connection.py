@@ -1,8 +1,5 @@
 """Where the LLM lives: an Airflow connection (default ``llm_default``) -> base URL, model, key, vision flag.
-
-Connection layout (works for OpenAI, vLLM and Ollama): host = full base URL (``http://ollama:11434/v1``) or
-host + port + schema, password = API key (optional), extra = ``{"model": "llama3.1", "vision": false}``.
-A missing connection is an error: nothing falls back to the local stub server.
+Connection layout (OpenAI, vLLM, Ollama) and no fallback to the stub: docs/strategies.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Offline evaluation of the LLM strategy: replay it over past sessions of the mart (the local stub or any configured
-endpoint answering), then score every decision against what followed with ``mlflow.genai.evaluate`` and custom
-scorers (direction hit, return after N sessions, confidence calibration). One evaluation run per prompt version in
-experiment ``ibkr-llm-eval-<strategy>``, each decision a trace carrying its scores: versions compare side by side.
-
+"""Offline evaluation of the LLM strategy: replay it over past sessions of the mart, score each decision against
+what followed, one MLflow run per prompt version (scorers, experiment: docs/llm-tracing.md). Usage:
 ``python -m include.llm.evaluation --strategy-id 4 [--prompt-version 2] --sessions 20 --horizon 5``
 """
 

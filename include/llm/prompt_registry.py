@@ -1,8 +1,5 @@
-"""The LLM prompts in MLflow's prompt registry. The repo file ``include/llm/prompts/<id>.md`` is registered as a
-version of prompt ``<id>`` the first time its content is used (tagged with the file's sha256, so a changed file
-becomes a new version and nothing is overwritten). Strategies read the version behind an alias
-(``prompts:/<id>@<alias>``): the alias is created on the file's version on first use and afterwards moves only
-when someone promotes a version (``promote``); the special alias ``latest`` follows the newest version.
+"""The LLM prompts in MLflow's prompt registry: repo files registered as versions on first use, served by alias
+(``prompts:/<id>@<alias>``) that only ``promote`` moves. Versions and aliases: docs/llm-tracing.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""MLflow tracing of LLM decisions: one trace per symbol decision, in the strategy's experiment and linked to the
-strategy run of the DAG run (tags ``airflow.dag_id`` / ``airflow.dag_run_id``). The root span holds the decision
-(signal or HOLD reason), a ``CHAT_MODEL`` child span the rendered prompt, the raw answer, latency and tokens.
-
-Tracing must never change a decision: every MLflow failure is logged and the signal goes out without a trace id.
+"""MLflow tracing of LLM decisions: one trace per symbol decision, linked to the DAG run's strategy run; tracing
+never changes a decision. Spans and failure handling: docs/llm-tracing.md.
 """
 
 from __future__ import annotations

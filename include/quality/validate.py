@@ -1,8 +1,5 @@
-"""Validate raw bars and the indicator mart for a scope, write per-symbol verdicts and readable reports.
-
-``validate_market_data`` is what the ``market_data_models`` DAG runs after dbt; ``resolve_scope`` picks the
-symbols (default: every symbol in raw.daily_bars) and the last N exchange sessions up to the last completed one.
-Validation only reads market data: raw rows are never modified or deleted.
+"""Validate raw bars and the indicator mart for a scope, write per-symbol verdicts and readable reports (market
+data is only read, never modified). Scope and the DAG that runs it: docs/data-quality.md.
 """
 
 from __future__ import annotations

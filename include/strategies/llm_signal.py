@@ -1,9 +1,5 @@
 """LLM strategy: features (and optionally the chart PNG) -> registered prompt -> chat model -> validated JSON.
-
-Invalid, late or missing output is HOLD with the reason in the rationale and the whole call (prompt version,
-messages, raw response, model, latency, usage, attempts, error) in ``Signal.trace`` for MLflow. Never raises.
-With an MLflow store configured the prompt comes from MLflow's prompt registry (``prompts:/<prompt>@<alias>``) and
-every decision is an MLflow trace (``include.llm.tracing``) whose id the signal carries as ``trace_id``.
+Never raises: invalid, late or missing output is HOLD. Signal.trace, registry and tracing: docs/strategies.md.
 """
 
 from __future__ import annotations
