@@ -14,11 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from include.tracking.store import client
+from include.tracking.store import client, rest
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+
+    from include.tracking.rest import RestTracking
 
 # MLflow's limits (mlflow.utils.validation): param values 6000 chars, tag values 8000, per log_batch
 # 100 params+tags, 1000 metrics, 1000 entities.
@@ -59,6 +61,19 @@ class RunLogger:
     def client(self) -> MlflowClient:
         return client(self.tracking_uri)
 
+    @property
+    def rest(self) -> RestTracking | None:
+        """The REST path for http(s) tracking URIs (no ``import mlflow``); None: go through ``client``."""
+        return rest(self.tracking_uri)
+
+    def logged_params(self) -> dict[str, str]:
+        api = self.rest
+        return api.get_run(self.run_id)["params"] if api else dict(self.client.get_run(self.run_id).data.params)
+
+    def logged_metrics(self) -> dict[str, float]:
+        api = self.rest
+        return api.get_run(self.run_id)["metrics"] if api else dict(self.client.get_run(self.run_id).data.metrics)
+
     def log_batch(
         self,
         params: Mapping[str, Any] | None = None,
@@ -74,8 +89,6 @@ class RunLogger:
         a different value raises, or with ``on_param_change="tag"`` goes to tag ``param.<key>`` instead
         (a retried task whose outcome changed, e.g. a validation status).
         """
-        from mlflow.entities import Metric, Param, RunTag
-
         param_values = {k: stringify(v) for k, v in (params or {}).items()}
         tag_values = {k: stringify(v) for k, v in (tags or {}).items() if v is not None}
         overflow: dict[str, str] = {}
@@ -85,7 +98,7 @@ class RunLogger:
                 param_values[key] = text[: MAX_PARAM_LENGTH - len(note)] + note
                 overflow[key] = text
         if param_values:
-            logged = self.client.get_run(self.run_id).data.params
+            logged = self.logged_params()
             changed = {k: v for k, v in param_values.items() if k in logged and logged[k] != v}
             if changed and on_param_change == "raise":
                 raise ValueError(
@@ -96,21 +109,27 @@ class RunLogger:
             param_values = {k: v for k, v in param_values.items() if k not in logged}
         now = int(time.time() * 1000)
         metric_list = [
-            Metric(key, _to_float(key, value), now, step or 0)
-            for key, value in (metrics or {}).items()
-            if value is not None
+            (key, _to_float(key, value), now, step or 0) for key, value in (metrics or {}).items() if value is not None
         ]
-        param_list = [Param(k, v) for k, v in param_values.items()]
-        tag_list = [RunTag(k, v[:MAX_TAG_LENGTH]) for k, v in tag_values.items()]
-        small = param_list + tag_list
+        small = [("param", k, v) for k, v in param_values.items()] + [
+            ("tag", k, v[:MAX_TAG_LENGTH]) for k, v in tag_values.items()
+        ]
+        api = self.rest
         while small or metric_list:
             batch_small, small = small[:_MAX_PARAMS_TAGS], small[_MAX_PARAMS_TAGS:]
             batch_metrics, metric_list = metric_list[:_MAX_METRICS], metric_list[_MAX_METRICS:]
+            batch_params = [(k, v) for kind, k, v in batch_small if kind == "param"]
+            batch_tags = [(k, v) for kind, k, v in batch_small if kind == "tag"]
+            if api is not None:
+                api.log_batch(self.run_id, batch_metrics, batch_params, batch_tags)
+                continue
+            from mlflow.entities import Metric, Param, RunTag
+
             self.client.log_batch(
                 self.run_id,
-                metrics=batch_metrics,
-                params=[p for p in batch_small if isinstance(p, Param)],
-                tags=[t for t in batch_small if isinstance(t, RunTag)],
+                metrics=[Metric(*m) for m in batch_metrics],
+                params=[Param(k, v) for k, v in batch_params],
+                tags=[RunTag(k, v) for k, v in batch_tags],
             )
         for key, text in overflow.items():
             self.log_text(text, f"params/{key}.txt")
@@ -126,7 +145,11 @@ class RunLogger:
         self.log_batch(tags=tags)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        api = self.rest
+        if api is not None and api.can_write(self.run_id):
+            api.put_bytes(self.run_id, text.encode(), artifact_file)
+        else:
+            self.client.log_text(self.run_id, text, artifact_file)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """JSON (dates, decimals and paths as strings); ``.yaml``/``.yml`` names go through MLflow as YAML."""
@@ -138,7 +161,10 @@ class RunLogger:
     def log_file(self, path: str | Path, artifact_path: str | None = None) -> None:
         """A file, or a directory with everything in it (kept under its own name)."""
         local = Path(path)
-        if local.is_dir():
+        api = self.rest
+        if api is not None and local.exists() and api.can_write(self.run_id):
+            api.put_file(self.run_id, local, artifact_path)
+        elif local.is_dir():
             target = f"{artifact_path}/{local.name}" if artifact_path else local.name
             self.client.log_artifacts(self.run_id, str(local), target)
         elif local.is_file():

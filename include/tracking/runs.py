@@ -17,7 +17,7 @@ from typing import Any
 from include.dbt_project import MANIFEST_PATH
 from include.settings import Settings
 from include.tracking.logger import RunLogger
-from include.tracking.store import client, ensure_experiment
+from include.tracking.store import client, ensure_experiment, rest
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
@@ -73,11 +73,12 @@ def _quoted(value: str) -> str:
 
 def find_run(experiment_id: str, dag_id: str, run_id: str, *, tracking_uri: str | None = None) -> str | None:
     """The MLflow run already recorded for this DAG run, if any (the oldest when there are several)."""
+    filter_string = f"tags.dag_id = {_quoted(dag_id)} AND tags.run_id = {_quoted(run_id)}"
+    if (api := rest(tracking_uri)) is not None:
+        found = api.search_run_ids(experiment_id, filter_string, ["attributes.start_time ASC"])
+        return found[0] if found else None
     runs = client(tracking_uri).search_runs(
-        [experiment_id],
-        filter_string=f"tags.dag_id = {_quoted(dag_id)} AND tags.run_id = {_quoted(run_id)}",
-        max_results=1,
-        order_by=["attributes.start_time ASC"],
+        [experiment_id], filter_string=filter_string, max_results=1, order_by=["attributes.start_time ASC"]
     )
     return runs[0].info.run_id if runs else None
 
@@ -99,9 +100,19 @@ def start_run(
     later tasks log with ``RunLogger(run_id)`` and the "MLflow run" extra link finds it.
     """
     experiment_id = ensure_experiment(experiment, tracking_uri=tracking_uri)
-    mlflow_client = client(tracking_uri)
     all_tags = {**run_tags(dag_id, run_id, try_number), **(tags or {})}
     mlflow_run_id = find_run(experiment_id, dag_id, run_id, tracking_uri=tracking_uri)
+    if (api := rest(tracking_uri)) is not None:
+        if mlflow_run_id is None:
+            mlflow_run_id = api.create_run(experiment_id, run_name or f"{dag_id}__{run_id}",
+                                           {k: str(v) for k, v in all_tags.items()})
+            RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params)
+        else:
+            if api.get_run(mlflow_run_id)["info"]["status"] != "RUNNING":
+                api.update_run(mlflow_run_id, "RUNNING")
+            RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params, tags=all_tags)
+        return mlflow_run_id
+    mlflow_client = client(tracking_uri)
     if mlflow_run_id is None:
         run = mlflow_client.create_run(
             experiment_id, run_name=run_name or f"{dag_id}__{run_id}", tags={k: str(v) for k, v in all_tags.items()}
@@ -131,6 +142,11 @@ def end_run(run_id: str | None, status: str | Any = "success", *, tracking_uri: 
     if not run_id:
         return None
     target = mlflow_status(status)
+    if (api := rest(tracking_uri)) is not None:
+        info = api.get_run(run_id)["info"]
+        if info["status"] != target or not info.get("end_time"):
+            api.update_run(run_id, target, terminated=True)
+        return target
     mlflow_client = client(tracking_uri)
     info = mlflow_client.get_run(run_id).info
     if info.status != target or info.end_time is None:

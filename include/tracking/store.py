@@ -20,6 +20,8 @@ from include.settings import Settings, SettingsError, mask_url, mlflow_tracking_
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from include.tracking.rest import RestTracking
+
 _SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -90,6 +92,14 @@ def client(tracking_uri: str | None = None) -> MlflowClient:
     return _client(resolve_tracking_uri(tracking_uri))
 
 
+def rest(tracking_uri: str | None = None) -> RestTracking | None:
+    """The REST client for an http(s) tracking URI (include/tracking/rest.py), else None: use ``client``."""
+    from include.tracking.rest import rest_client, rest_enabled
+
+    uri = resolve_tracking_uri(tracking_uri)
+    return rest_client(uri) if rest_enabled(uri) else None
+
+
 @lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
@@ -112,9 +122,11 @@ _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9._-]+")
 
 def ensure_experiment(name: str, *, tracking_uri: str | None = None) -> str:
     """Return the id of experiment ``name``, creating (or restoring) it. Safe when tasks race to create it."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if (api := rest(uri)) is not None:
+        return _ensure_experiment_rest(api, name, artifact_root(uri))
     from mlflow.exceptions import MlflowException
 
-    uri = resolve_tracking_uri(tracking_uri)
     mlflow_client = client(uri)
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
@@ -131,3 +143,22 @@ def ensure_experiment(name: str, *, tracking_uri: str | None = None) -> str:
     if experiment.lifecycle_stage == "deleted":
         mlflow_client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
+
+
+def _ensure_experiment_rest(api: RestTracking, name: str, root: str | None) -> str:
+    from include.tracking.rest import RestError
+
+    experiment = api.experiment_by_name(name)
+    if experiment is None:
+        location = f"{root.rstrip('/')}/{_UNSAFE_PATH.sub('_', name)}" if root else None
+        try:
+            return api.create_experiment(name, location)
+        except RestError as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = api.experiment_by_name(name)  # another task created it meanwhile
+            if experiment is None:
+                raise
+    if experiment.get("lifecycle_stage") == "deleted":
+        api.restore_experiment(experiment["experiment_id"])
+    return experiment["experiment_id"]

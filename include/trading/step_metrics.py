@@ -54,7 +54,7 @@ def log_failed_step(step: str, run: TradingRun, elapsed_s: float) -> dict[str, f
     from include.tracking import RunLogger
 
     logger = RunLogger(run.mlflow_run_id)
-    logged = logger.client.get_run(run.mlflow_run_id).data.metrics
+    logged = logger.logged_metrics()
     missing = {k: v for k, v in failed_step_values(step, run, elapsed_s).items() if k not in logged}
     if missing:
         logger.log_metrics(missing)

@@ -1,0 +1,120 @@
+"""The REST path (http tracking URI) against a real ``mlflow server``: one run per DAG run, params write-once, metrics
+(NaN kept), tags, JSON and file artifacts through the server's artifact proxy and into a file:// root, run end; the
+task process never imports mlflow. MlflowClient reads everything back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+from include.tracking import RunLogger, end_run, start_run
+from include.tracking.rest import rest_client
+import os
+
+folder = Path(sys.argv[1])
+location = sys.argv[2] or None
+api = rest_client(os.environ["MLFLOW_TRACKING_URI"])
+if location and api.experiment_by_name("rest-file") is None:
+    api.create_experiment("rest-file", location)
+experiment = "rest-file" if location else "rest-proxy"
+run_id = start_run(experiment, dag_id="dag", run_id="manual__1", try_number=1, params={"a": 1, "b": [1, 2]})
+again = start_run(experiment, dag_id="dag", run_id="manual__1", try_number=2, params={"a": 1})
+logger = RunLogger(run_id)
+logger.log_batch(metrics={"x": 1.5, "bad": float("nan"), "flag": True}, tags={"t": "v"})
+logger.log_dict({"k": [1, 2]}, "signals/signals.json")
+logger.log_file(folder / "A.png", "charts")
+logger.log_file(folder / "nested", "dir")
+try:
+    logger.log_batch(params={"a": 2})
+    changed = "accepted"
+except ValueError:
+    changed = "refused"
+metrics = logger.logged_metrics()
+end_run(run_id, "failed")
+print(json.dumps({"run_id": run_id, "again": again, "changed": changed, "x": metrics["x"],
+                  "mlflow_imported": "mlflow" in sys.modules}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    work = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+                             "--artifacts-destination", (work / "proxied").as_uri()],
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(work / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url, work
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+@pytest.mark.parametrize("root", ["proxy", "file"])
+def test_rest_logging_round_trip(server: tuple[str, Path], tmp_path: Path, root: str) -> None:
+    import mlflow
+
+    url, work = server
+    (tmp_path / "A.png").write_bytes(b"\x89PNG")
+    (tmp_path / "nested" / "sub").mkdir(parents=True)
+    (tmp_path / "nested" / "sub" / "B.txt").write_text("b")
+    location = (work / "file-root").as_uri() if root == "file" else ""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({"MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)})
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), location], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["again"] == result["run_id"]  # one MLflow run per DAG run
+    assert result["changed"] == "refused" and result["x"] == 1.5
+    assert result["mlflow_imported"] is False
+
+    client = mlflow.MlflowClient(url)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FAILED" and run.info.end_time is not None
+    assert run.data.params == {"a": "1", "b": "[1, 2]"}
+    assert run.data.metrics["x"] == 1.5 and run.data.metrics["flag"] == 1.0
+    assert run.data.metrics["bad"] != run.data.metrics["bad"]  # NaN
+    assert run.data.tags["t"] == "v" and run.data.tags["dag_id"] == "dag" and run.data.tags["try_number"] == "2"
+    assert run.info.artifact_uri.startswith("file:" if root == "file" else "mlflow-artifacts:")
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"charts", "dir", "signals"}
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "charts")] == ["charts/A.png"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "dir/nested/sub")] == ["dir/nested/sub/B.txt"]
+    signals = Path(client.download_artifacts(run.info.run_id, "signals/signals.json", str(tmp_path / "dl")))
+    assert json.loads(signals.read_text()) == {"k": [1, 2]}
