@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import random
 from datetime import UTC, date, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from include.ibkr.parsing import (
     is_preflight,
     parse_error,
     parse_history,
+    parse_history_body,
     parse_price,
     parse_quantity_suffix,
     parse_snapshot,
@@ -333,6 +335,38 @@ def test_history_rejects_bad_bar_naming_symbol_and_date(overrides: dict[str, obj
     expected_day = date(2024, 1, 1) if reason == "duplicate date" else date(2024, 1, 2)
     assert err.session_date == expected_day
     assert "TSLA" in str(err) and expected_day.isoformat() in str(err)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [({"c": "abc"}, "not a number"), ({"v": True}, "not a number"), ({"h": math.nan}, "not finite"),
+     ({"h": math.inf}, "not finite"), ({"l": -1.0, "o": -0.5}, "non-positive"), ({"h": 8.0}, "high 8.0 < low 9.0"),
+     ({"c": 8.5}, "outside the high-low range"), ({"v": -1.0}, "negative volume"),
+     ({"h": 10**400}, "sanity ceiling"), ({"t": 1704067200000 + 3_600_000}, "duplicate date")],
+)
+def test_history_body_fast_path_rejects_like_parse_history(overrides: dict[str, object], reason: str) -> None:
+    with pytest.raises(E.InvalidBarError) as info:
+        parse_history_body(json.dumps(_hist(**overrides)).encode(), "TSLA", 76792991)
+    expected_day = date(2024, 1, 1) if reason == "duplicate date" else date(2024, 1, 2)
+    assert reason in info.value.reason and info.value.session_date == expected_day
+
+
+def test_history_body_columns_equal_parse_history() -> None:
+    payload = load(HISTORY)
+    rng = random.Random(7)
+    payload["data"] += [{"o": p, "h": p * 1.25, "l": p * 0.75, "c": p, "v": rng.randint(0, 10**7) / 100,
+                         "t": 1_699_920_000_000 + i * 86_400_000 + rng.randint(0, 80_000_000)}
+                        for i in range(1, 300) for p in [rng.uniform(0.01, 5000)]]
+    payload["data"].append({"o": 10, "h": 11, "l": 9, "c": 10, "v": 3, "t": 1_600_000_000_000.0})  # ints, float t
+    body = json.dumps(payload).encode()
+    for mult in (100.0, 1.0):
+        cols = parse_history_body(body, "AAPL", 265598, volume_multiplier=mult)
+        assert cols.to_bars() == parse_history(payload, "AAPL", 265598, volume_multiplier=mult)
+    with pytest.raises(E.NoDataError):
+        parse_history_body(b'{"error":"No data."}', "TSLA", 1)
+    with pytest.raises(E.MalformedResponseError):
+        parse_history_body(b"not json", "TSLA", 1)
+    assert len(parse_history_body(b'{"data":[]}', "TSLA", 1)) == 0
 
 
 def test_history_bad_timestamp_and_shapes() -> None:

@@ -128,10 +128,11 @@ class IBKRClient(MarketDataMixin, TradingMixin):
     # ------------------------------------------------------------ request core
     def _request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
-        json: Any = None, idempotent: bool = True,
+        json: Any = None, idempotent: bool = True, raw: bool = False,
     ) -> Any:  # fmt: skip
+        """The decoded JSON answer; with ``raw`` the body as bytes (for a caller that decodes it faster itself)."""
         try:
-            return self._send_with_retries(method, path, params, json, idempotent)
+            return self._send_with_retries(method, path, params, json, idempotent, raw)
         except E.NotPrimedError:
             if path == "/iserver/accounts":
                 raise
@@ -141,9 +142,11 @@ class IBKRClient(MarketDataMixin, TradingMixin):
                 "IBKR %s %s: session not primed; querying /iserver/accounts and retrying once", method, path
             )
             self.accounts()
-            return self._send_with_retries(method, path, params, json, idempotent)
+            return self._send_with_retries(method, path, params, json, idempotent, raw)
 
-    def _send_with_retries(self, method: str, path: str, params: Any, json: Any, idempotent: bool) -> Any:
+    def _send_with_retries(
+        self, method: str, path: str, params: Any, json: Any, idempotent: bool, raw: bool = False,
+    ) -> Any:  # fmt: skip
         retryer = Retrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=wait_exponential_jitter(
@@ -153,7 +156,7 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
         )
-        return retryer(self._send_once, method, path, params, json, idempotent)
+        return retryer(self._send_once, method, path, params, json, idempotent, raw)
 
     def stats(self) -> dict[str, int]:
         """Counters for logs and benchmarks: HTTP requests sent, retries, limiter waits, history peak."""
@@ -172,7 +175,9 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             method, E.mask_account_ids(path), type(exc).__name__, exc, state.attempt_number, self._retries, wait,
         )  # fmt: skip
 
-    def _send_once(self, method: str, path: str, params: Any, json: Any, idempotent: bool) -> Any:
+    def _send_once(
+        self, method: str, path: str, params: Any, json: Any, idempotent: bool, raw: bool = False,
+    ) -> Any:  # fmt: skip
         url = f"{self.base_url}{path}"
         with self.limiter.acquire(path):
             with self._lock:
@@ -190,6 +195,8 @@ class IBKRClient(MarketDataMixin, TradingMixin):
                 raise E.GatewayUnreachableError(url, reason, message=msg, endpoint=path) from exc
         if resp.status_code >= 400:
             raise P.parse_error(resp.status_code, resp.text, path)
+        if raw:
+            return resp.content
         if not resp.content:
             return None
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ DEFAULT_SNAPSHOT_FIELDS = (
 )  # fmt: skip
 MAX_DAYS_PER_HISTORY_CHUNK = 900  # < 1000 points/response (§6.1) even if period counted trading days
 SNAPSHOT_CONIDS_PER_CALL = 100  # max conids per call is UNCONFIRMED (§5); stay modest
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 class MarketDataMixin:
@@ -25,7 +26,7 @@ class MarketDataMixin:
 
         def _request(
             self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
-            idempotent: bool = True,
+            idempotent: bool = True, raw: bool = False,
         ) -> Any: ...  # fmt: skip
 
     # ------------------------------------------------------------ market data (§5, §6)
@@ -58,26 +59,46 @@ class MarketDataMixin:
         self, conid: int, *, period: str, bar: str, start_time: datetime | None = None,
         outside_rth: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
-        params: dict[str, Any] = {
-            "conid": conid,
-            "period": period,
-            "bar": bar,
-            "outsideRth": str(outside_rth).lower(),
-        }
-        if start_time is not None:
-            if start_time.tzinfo is None:
-                raise ValueError("start_time must be timezone-aware (IBKR expects UTC)")
-            params["startTime"] = start_time.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
+        params = _history_params(conid, period, bar, start_time, outside_rth)
         payload = self._request("GET", "/iserver/marketdata/history", params=params)
         if not isinstance(payload, dict):
             raise P.malformed("/iserver/marketdata/history", "history is not a JSON object", payload)
         return payload
 
+    def history_body(
+        self, conid: int, *, period: str, bar: str, start_time: datetime | None = None,
+        outside_rth: bool = False,
+    ) -> bytes:  # fmt: skip
+        """``history``'s response body undecoded, for ``parsing.parse_history_body``."""
+        params = _history_params(conid, period, bar, start_time, outside_rth)
+        return self._request("GET", "/iserver/marketdata/history", params=params, raw=True)
+
     def daily_bars(self, contract: Contract, start: date, end: date) -> list[Bar]:
         """Validated daily bars for [start, end], fetched in windows of <= 900 calendar days."""
+        return self.daily_bar_columns(contract, start, end).to_bars()
+
+    def daily_bar_columns(self, contract: Contract, start: date, end: date) -> P.BarColumns:
+        """``daily_bars`` as columns, in ascending session order."""
+        import numpy as np
+
+        parts = list(self.iter_daily_bar_columns(contract, start, end))
+        days = np.concatenate([p.days for p in parts])
+        order = np.argsort(days, kind="stable")
+        merged = [np.concatenate([getattr(p, k) for p in parts])[order]
+                  for k in ("open", "high", "low", "close", "volume")]
+        return P.BarColumns(contract.symbol, contract.conid, days[order], *merged)
+
+    def iter_daily_bar_columns(self, contract: Contract, start: date, end: date) -> Iterator[P.BarColumns]:
+        """Validated daily bars for [start, end] as columns, one window of <= 900 calendar days at a time (newest
+        first, each window fetched only when the previous one was consumed: a COPY can take one while the next is
+        fetched). A session is yielded once (windows may overlap at the edges: the first seen wins); no bars at all
+        raises ``NoDataError`` after the last window."""
+        import numpy as np
+
         if start > end:
             raise ValueError(f"start {start} is after end {end}")
-        by_date: dict[date, Bar] = {}
+        lo, hi = start.toordinal() - _EPOCH_ORDINAL, end.toordinal() - _EPOCH_ORDINAL
+        seen: list[Any] = []
         chunk_end = end
         while chunk_end >= start:
             chunk_start = max(start, chunk_end - timedelta(days=MAX_DAYS_PER_HISTORY_CHUNK - 1))
@@ -85,20 +106,36 @@ class MarketDataMixin:
             # UNCONFIRMED for CP (§6.1): startTime is taken as the END of the window and period counts
             # calendar days back from it; chunks at most 900 days wide stay under 1000 points either way.
             try:
-                payload = self.history(
+                body = self.history_body(
                     contract.conid, period=f"{days}d", bar="1d",
                     start_time=datetime.combine(chunk_end, time(23, 59, 59), UTC),
                 )  # fmt: skip
-                bars = P.parse_history(payload, contract.symbol, contract.conid)
+                cols = P.parse_history_body(body, contract.symbol, contract.conid)
             except E.NoDataError:
-                bars = []  # e.g. a window before the listing date; fine if other windows have data
-            for b in bars:
-                by_date.setdefault(b.session_date, b)  # windows may overlap at the edges
+                cols = None  # e.g. a window before the listing date; fine if other windows have data
             chunk_end = chunk_start - timedelta(days=1)
-        result = sorted((b for d, b in by_date.items() if start <= d <= end), key=lambda b: b.session_date)
-        if not result:
+            if cols is None or not len(cols):
+                continue
+            keep = (cols.days >= lo) & (cols.days <= hi)
+            if seen:
+                keep &= ~np.isin(cols.days, np.concatenate(seen))
+            if not keep.all():
+                cols = cols.take(keep)
+            if len(cols):
+                seen.append(cols.days)
+                yield cols
+        if not seen:
             raise E.NoDataError(
                 f"IBKR has no daily bars for {contract.symbol} between {start} and {end}",
                 endpoint="/iserver/marketdata/history",
             )
-        return result
+
+
+def _history_params(conid: int, period: str, bar: str, start_time: datetime | None,
+                    outside_rth: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {"conid": conid, "period": period, "bar": bar, "outsideRth": str(outside_rth).lower()}
+    if start_time is not None:
+        if start_time.tzinfo is None:
+            raise ValueError("start_time must be timezone-aware (IBKR expects UTC)")
+        params["startTime"] = start_time.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
+    return params

@@ -22,7 +22,15 @@ from include.ibkr.parsing.common import (
     to_int,
     to_str,
 )
-from include.ibkr.parsing.market import is_preflight, parse_history, parse_price, parse_quantity_suffix, parse_snapshot
+from include.ibkr.parsing.market import (
+    BarColumns,
+    is_preflight,
+    parse_history,
+    parse_history_body,
+    parse_price,
+    parse_quantity_suffix,
+    parse_snapshot,
+)
 from include.ibkr.parsing.orders import (
     PLACE_ENDPOINT,
     normalise_side,
@@ -34,8 +42,9 @@ from include.ibkr.parsing.orders import (
 )
 
 __all__ = [
-    "PLACE_ENDPOINT", "US_EXCHANGES", "expect_dict", "expect_list", "is_preflight", "malformed", "normalise_side",
-    "parse_account_summary", "parse_accounts", "parse_auth_status", "parse_cancel", "parse_error", "parse_history",
+    "PLACE_ENDPOINT", "US_EXCHANGES", "BarColumns", "expect_dict", "expect_list", "is_preflight", "malformed",
+    "normalise_side", "parse_account_summary", "parse_accounts", "parse_auth_status", "parse_cancel", "parse_error",
+    "parse_history", "parse_history_body",
     "parse_ledger", "parse_live_orders", "parse_order_status", "parse_order_submission", "parse_positions",
     "parse_price", "parse_quantity_suffix", "parse_secdef_search", "parse_snapshot", "parse_tickle", "parse_trades",
     "parse_trsrv_stocks", "snippet", "to_float", "to_int", "to_str",

@@ -6,7 +6,10 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
+
+import msgspec
 
 from include.ibkr import errors as E
 from include.ibkr.models import Bar, Snapshot
@@ -205,3 +208,85 @@ def parse_history(payload: Any, symbol: str, conid: int, *, volume_multiplier: f
         vol = float(round(v * volume_multiplier)) if whole else v
         append(new(Bar, (symbol, conid, day, o, h, l, c, vol)))
     return out
+
+
+# ---------------------------------------------------------------- history as columns (the ingestion path)
+class BarColumns:
+    """Validated daily bars of one symbol as numpy columns: ``days`` (epoch days of the session dates, int64),
+    ``open`` .. ``volume`` (float64, volume in shares). No per-bar objects: what ingestion COPYs."""
+
+    __slots__ = ("close", "conid", "days", "high", "low", "open", "symbol", "volume")
+
+    def __init__(self, symbol: str, conid: int, days: Any, o: Any, h: Any, l: Any, c: Any, v: Any) -> None:  # noqa: E741
+        self.symbol, self.conid, self.days = symbol, conid, days
+        self.open, self.high, self.low, self.close, self.volume = o, h, l, c, v
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def take(self, index: Any) -> BarColumns:
+        return BarColumns(self.symbol, self.conid, self.days[index], self.open[index], self.high[index],
+                          self.low[index], self.close[index], self.volume[index])
+
+    def to_bars(self) -> list[Bar]:
+        cols = (self.open.tolist(), self.high.tolist(), self.low.tolist(), self.close.tolist(), self.volume.tolist())
+        days = [_DATE_CACHE.get(d) or _day(d) for d in self.days.tolist()]
+        return [Bar(self.symbol, self.conid, d, *vals) for d, *vals in zip(days, *cols, strict=True)]
+
+    @classmethod
+    def from_bars(cls, symbol: str, conid: int, bars: list[Bar]) -> BarColumns:
+        import numpy as np
+
+        days = np.array([b.session_date.toordinal() - _EPOCH_ORDINAL for b in bars], dtype=np.int64)
+        values = np.array([b[3:] for b in bars], dtype=np.float64).reshape(len(bars), 5)
+        return cls(symbol, conid, days, *(values[:, i].copy() for i in range(5)))
+
+
+class _Row(msgspec.Struct, gc=False):  # float takes JSON ints; bools, strings, null, NaN and inf do not decode
+    t: float
+    o: float
+    h: float
+    l: float  # noqa: E741
+    c: float
+    v: float
+
+
+class _History(msgspec.Struct):
+    data: list[_Row]
+    error: Any = msgspec.UNSET
+
+
+_HISTORY_DECODER = msgspec.json.Decoder(_History)
+_ROW = attrgetter("t", "o", "h", "l", "c", "v")
+
+
+def parse_history_body(body: bytes, symbol: str, conid: int, *, volume_multiplier: float = 100.0) -> BarColumns:
+    """``parse_history`` on the raw response body, as columns: one typed decode (msgspec) and one vectorised check.
+    Anything the fast path does not accept goes through ``parse_history``, which names the bad bar and its date
+    exactly as before (or parses what only the slow path can type)."""
+    import numpy as np
+
+    try:
+        decoded = _HISTORY_DECODER.decode(body)
+    except msgspec.DecodeError:  # includes ValidationError: wrong types, NaN, no data list, not JSON
+        decoded = None
+    if decoded is not None and decoded.error is msgspec.UNSET:
+        rows = decoded.data
+        a = np.array(list(map(_ROW, rows)), dtype=np.float64).reshape(len(rows), 6)
+        t, o, h, l, c, v = (a[:, i].copy() for i in range(6))  # noqa: E741
+        # The fast path's chained comparison, vectorised: NaN fails every comparison.
+        ok = ((l > 0.0) & (l <= o) & (o <= h) & (h < _MAX_PRICE) & (l <= c) & (c <= h) & (v >= 0.0)
+              & (v < _MAX_LOTS) & (t > 0) & (t < _MAX_T_MS))  # fmt: skip
+        if ok.all():
+            days = np.floor_divide(t, _MS_PER_DAY).astype(np.int64)
+            if np.unique(days).size == days.size:
+                if volume_multiplier != 1.0:
+                    v = np.round(v * volume_multiplier)  # half to even, like round()
+                return BarColumns(symbol, conid, days, o, h, l, c, v)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+        raise malformed("/iserver/marketdata/history", "invalid JSON (HTTP 200)", text) from None
+    bars = parse_history(payload, symbol, conid, volume_multiplier=volume_multiplier)
+    return BarColumns.from_bars(symbol, conid, bars)
