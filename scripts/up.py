@@ -2,6 +2,8 @@
 
 Every port follows its variable (``AIRFLOW_PORT``, ``MLFLOW_PORT``, ``SIMULATOR_PORT``, ``EMBEDDED_PG_PORT``, the
 scheduler's and triggerer's log-server ports; see ``devstack.StackPorts``) and the banner prints the real URLs.
+``TRADING_CLOCK`` (an ISO instant) fixes "now" for the Airflow processes and, when make up runs its own simulator,
+sets the simulator's clock to it (running from there): the guide's dry run outside market hours.
 Ctrl-C stops everything this command started, in order, and leaves no process behind:
 ``airflow standalone`` gets SIGINT (SIGTERM would orphan its scheduler and workers).
 """
@@ -72,6 +74,21 @@ def banner(ports: StackPorts, login: str) -> str:
     return "\n".join(["=" * 72, *lines, "=" * 72])
 
 
+def trading_clock(environ: dict[str, str] | None = None) -> str | None:
+    """TRADING_CLOCK checked (ISO 8601 with a zone; SettingsError, a ValueError, says what is wrong), in UTC."""
+    from include.settings import Settings
+
+    raw = (os.environ if environ is None else environ).get("TRADING_CLOCK") or ""
+    at = Settings.from_env({"TRADING_CLOCK": raw}).trading_clock if raw.strip() else None
+    return at.isoformat() if at else None
+
+
+def pin_simulator_clock(gateway_url: str, at: str) -> None:
+    """The simulator's clock at ``at``, running from there: its bars, quotes and sessions as of that instant."""
+    admin = gateway_url.split("/v1/api")[0] + "/sim/admin/clock"
+    httpx.post(admin, json={"now": at, "running": True}, timeout=10).raise_for_status()
+
+
 def start_mlflow(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     # The same store and artifact root make demo's tasks write to directly, so the UI shows those runs.
     backend_uri, artifacts = mlflow_store()
@@ -135,8 +152,9 @@ def main() -> int:
     try:
         configured = StackPorts.from_env()
         ports, notes = resolve_ports(configured, configured.explicit())
+        clock = trading_clock()
         stack = start_stack(ports)
-    except (RuntimeError, ValueError) as exc:  # a busy or malformed port: say which variable to set
+    except (RuntimeError, ValueError) as exc:  # a busy or malformed port, a bad TRADING_CLOCK: say which variable
         print(f"make up: {exc}", file=sys.stderr)
         return 2
     for note in notes:
@@ -150,6 +168,12 @@ def main() -> int:
                "MLFLOW_TRACKING_URI": ports.mlflow_url,
                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http", "host": ports.mlflow_url})}
         print("\n".join(stack.describe()), flush=True)
+        if clock:  # the Airflow processes get it with the environment; our own simulator follows it
+            if stack.simulator:
+                pin_simulator_clock(stack.gateway_url, clock)
+            where = "simulator clock set, running" if stack.simulator else "the external gateway keeps its own time"
+            print(f"trading clock: TRADING_CLOCK={clock} ({where})", flush=True)
+            env["TRADING_CLOCK"] = clock
         subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "scripts.airflow_objects"], env=env, cwd=REPO, check=True)
         mlflow = start_mlflow(env, ports.mlflow)

@@ -110,3 +110,20 @@ def test_banner_prints_the_real_urls_and_the_login_screenshots_reads():
     match = _LOGIN_LINE.search(text)
     assert match and (match["url"], match["user"], match["password"]) == ("http://127.0.0.1:8099", "admin", "s3cret")
     assert re.search(r"Ctrl-C", text)
+
+
+def test_make_up_checks_trading_clock_and_pins_the_simulator(monkeypatch):
+    assert up.trading_clock({}) is None and up.trading_clock({"TRADING_CLOCK": " "}) is None
+    assert up.trading_clock({"TRADING_CLOCK": "2026-12-04T10:30:00-05:00"}) == "2026-12-04T15:30:00+00:00"
+    for bad in ("2026-12-04T15:30:00", "friday"):  # no zone, not ISO: make up refuses to start, naming the variable
+        with pytest.raises(ValueError, match="TRADING_CLOCK"):
+            up.trading_clock({"TRADING_CLOCK": bad})
+    sent = []
+
+    class Response:
+        def raise_for_status(self) -> None:
+            pass
+
+    monkeypatch.setattr(up.httpx, "post", lambda url, json, timeout: sent.append((url, json)) or Response())
+    up.pin_simulator_clock("http://127.0.0.1:5099/v1/api", "2026-12-04T15:30:00+00:00")
+    assert sent == [("http://127.0.0.1:5099/sim/admin/clock", {"now": "2026-12-04T15:30:00+00:00", "running": True})]
