@@ -7,7 +7,10 @@
    through Airflow's login form, captures the DAG list, the ``dbt_market`` task group expanded in the
    graph of a successful run, that run's grid, then the latest MLflow run of an ``ibkr-strategy-*``
    experiment and one of its chart PNGs.
-4. Stops ``make up`` with SIGINT (its Ctrl-C path) and waits for it.
+4. With ``--trigger-conf JSON``: triggers ``ibkr_trading_strategy`` through its trigger form (Advanced Options ->
+   Configuration JSON), waits for the run (REST API) and reports its state, tasks, the symbols ``read_features``
+   read and the simulator's order-endpoint requests.
+5. Stops ``make up`` with SIGINT (its Ctrl-C path) and waits for it.
 
 PNGs go to ``docs/screenshots/`` (``--out`` elsewhere); ``--report FILE`` writes what the pages showed as
 JSON (tests/ui asserts on it). Ports and the state directory follow ``make up``'s variables
@@ -30,10 +33,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, embedded_postgres, port_open
+from scripts.devstack import LOCAL, REPO, StackPorts, embedded_postgres, port_open
 
 DAG_ID = "market_data_models"
 GROUP_ID = "dbt_market"
@@ -44,6 +48,10 @@ GRAPH_VIEWPORT = {"width": 1400, "height": 640}
 UP_START_TIMEOUT = 300.0  # seconds: migrations + airflow standalone's first start on 2 shared cores
 UP_STOP_TIMEOUT = 120.0
 UI_TIMEOUT_MS = 30_000
+TRADING_DAG_ID = "ibkr_trading_strategy"
+TRIGGER_RUN_TIMEOUT = 420.0  # seconds: a run that fetches, models and checks three new symbols, on 2 busy cores
+# Client Portal order endpoints (place, what-if, modify, cancel, reply to a warning); a dry run calls none of them.
+_ORDER_ENDPOINT = re.compile(r"^/iserver/(account/[^/]+/orders?(/|$)|reply/)")
 _LOGIN_LINE = re.compile(r"Airflow UI : (?P<url>\S+)\s+login: (?P<user>[^ /]+) / (?P<password>\S+)")
 
 
@@ -336,7 +344,61 @@ def capture_mlflow(page: object, up: RunningUp, out: Path) -> dict:
             "chart_natural_size": size, "chart_png": _shot(page, out / "mlflow-strategy-chart.png")}  # fmt: skip
 
 
-def capture_all(up: RunningUp, out: Path, chromium: str) -> dict:
+def order_endpoint_requests(by_path: dict[str, int]) -> dict[str, int]:
+    """The order-endpoint paths among the simulator's request counts (``/sim/admin/stats`` ``by_path``)."""
+    return {path: count for path, count in by_path.items() if _ORDER_ENDPOINT.match(path)}
+
+
+def simulator_requests() -> dict[str, int] | None:
+    """Requests per path the stack's simulator served (None with an external gateway)."""
+    if os.environ.get("IBKR_GATEWAY_URL"):
+        return None
+    admin = StackPorts.from_env().simulator_url.split("/v1/api")[0]
+    return httpx.get(f"{admin}/sim/admin/stats", timeout=10).json()["by_path"]
+
+
+def trigger_from_form(page: object, up: RunningUp, conf: dict, dag_id: str = TRADING_DAG_ID) -> dict:
+    """Trigger ``dag_id`` from its trigger form with ``conf`` in Airflow 3's "Configuration JSON" editor (under
+    "Advanced Options"); returns the conf the form sent and the new run's id."""
+    page.goto(f"{up.airflow_url}/dags/{dag_id}")
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name=re.compile("^Trigger")).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Advanced Options", exact=True).click()
+    dialog.locator(".monaco-editor .view-lines").first.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.insert_text(json.dumps(conf))
+    page.keyboard.press("Shift+ControlOrMeta+End")  # the editor's auto-closed brackets and quotes after the text
+    page.keyboard.press("Delete")
+    dialog.get_by_text("Configuration JSON", exact=True).click()  # blur: the form takes the JSON and validates it
+    submit = dialog.get_by_role("button", name="Trigger", exact=True)
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(f"/{dag_id}/dagRuns")) as sent:
+        submit.click()
+    response = sent.value
+    if not response.ok:
+        raise RuntimeError(f"the trigger form's request failed: HTTP {response.status} {response.text()[:300]}")
+    return {"request_conf": json.loads(response.request.post_data or "{}").get("conf"),
+            "run_id": response.json()["dag_run_id"]}  # fmt: skip
+
+
+def wait_for_run(page: object, up: RunningUp, run_id: str, dag_id: str = TRADING_DAG_ID,
+                 timeout: float = TRIGGER_RUN_TIMEOUT) -> dict:
+    """The run's final state (or its state at the timeout), its task states and what read_features read."""
+    api = f"{up.airflow_url}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+    deadline = time.monotonic() + timeout
+    while (state := page.request.get(api).json()["state"]) not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(3000)
+    tasks = {t["task_id"]: t["state"] for t in page.request.get(f"{api}/taskInstances").json()["task_instances"]}
+    xcom = page.request.get(f"{api}/taskInstances/read_features/xcomEntries/return_value",
+                            params={"deserialize": "true"})  # fmt: skip
+    features = (xcom.json().get("value") or {}) if xcom.ok else {}
+    return {"state": state, "tasks": tasks, "features_latest": sorted(features.get("latest") or {}),
+            "features_missing": list(features.get("missing") or [])}  # fmt: skip
+
+
+def capture_all(up: RunningUp, out: Path, chromium: str, trigger_conf: dict | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -360,6 +422,15 @@ def capture_all(up: RunningUp, out: Path, chromium: str) -> dict:
             sharp.close()
             report |= capture_run(page, up, run_id, out)
             report |= capture_mlflow(page, up, out)
+            if trigger_conf is not None:  # after the captures: this run must not become the MLflow run shown
+                started = time.monotonic()
+                trigger = trigger_from_form(page, up, trigger_conf)
+                trigger |= wait_for_run(page, up, trigger["run_id"])
+                trigger["seconds"] = round(time.monotonic() - started, 1)
+                trigger["simulator_requests"] = simulator_requests()
+                print(f"  {TRADING_DAG_ID} from the trigger form: {trigger['state']} in {trigger['seconds']:.0f} s",
+                      flush=True)  # fmt: skip
+                report["trigger"] = trigger
         finally:
             browser.close()
     return report
@@ -369,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the PNGs go (default docs/screenshots)")
     parser.add_argument("--report", type=Path, help="write what the pages showed as JSON here")
+    parser.add_argument("--trigger-conf", type=json.loads, metavar="JSON",
+                        help=f"also trigger {TRADING_DAG_ID} from its trigger form with this conf and wait for the run")
     args = parser.parse_args(argv)
     started = time.monotonic()
     chromium = ensure_chromium()
@@ -376,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pipeline run ready after {time.monotonic() - started:.0f} s; starting make up", flush=True)
     with running_up() as up:
         print(f"make up is healthy after {time.monotonic() - started:.0f} s; capturing with {chromium}", flush=True)
-        report = capture_all(up, args.out.resolve(), chromium)
+        report = capture_all(up, args.out.resolve(), chromium, args.trigger_conf)
     report["seconds"] = round(time.monotonic() - started, 1)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2))

@@ -1,11 +1,13 @@
 """A real ``make up`` (python -m scripts.up) on non-default ports, triggered the two documented ways.
 
-The stack gets its own state directory and six free ports (embedded PostgreSQL, simulator, Airflow, MLflow and the
-scheduler's and triggerer's log servers). Then, as the README says: a JWT from ``POST /auth/token`` with the admin
-password make up generated, ``POST /api/v2/dags/ibkr_trading_strategy/dagRuns`` with ``"logical_date": null``, and
-``python -m scripts.airflow_cli dags trigger`` (make airflow). Each run must leave ``queued`` and a task must run
-on the non-default API port (the execution API URL follows AIRFLOW_PORT). Ctrl-C (SIGINT) must stop everything.
-The fresh stack has no market data, so the runs stop at ``validate_environment``; that they got there is the point.
+The stack gets its own state directory, six free ports (embedded PostgreSQL, simulator, Airflow, MLflow and the
+scheduler's and triggerer's log servers) and ``TRADING_CLOCK`` inside an open session (make up sets the simulator's
+clock to it). Then, as the README says: a JWT from ``POST /auth/token`` with the admin password make up generated,
+``POST /api/v2/dags/ibkr_trading_strategy/dagRuns`` with ``"logical_date": null``, and ``python -m
+scripts.airflow_cli dags trigger`` (make airflow), each with the workflow guide's conf. The fresh stack has no market
+data: the first run fetches, models and checks AAPL, GOOGL and MSFT itself (``backfill_symbols``), the second reuses
+them. Both must succeed, with features for the three symbols and no request to an order endpoint. Ctrl-C (SIGINT)
+must stop everything.
 """
 
 from __future__ import annotations
@@ -22,17 +24,24 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from scripts.screenshots import order_endpoint_requests
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "ibkr_trading_strategy"
-CONF = {"strategy_id": 1, "dry_run": True, "ignore_market_hours": True}
+CONF = {"strategy_id": 1, "symbols": ["AAPL", "GOOGL", "MSFT"], "dry_run": True}  # the workflow guide's, as is
+# Friday 2026-12-04 10:30 New York: the market is open (no ignore_market_hours needed) and the session before it,
+# the run's data session, has bars in the simulator.
+CLOCK = "2026-12-04T15:30:00+00:00"
 START_TIMEOUT = 300  # fresh metadata DB + airflow standalone's first start on a busy 2-core machine
+RUN_TIMEOUT = 420  # the first run fetches, models and checks three symbols (~1 min when the machine is quiet)
 BANNER = re.compile(r"Airflow UI : (?P<url>\S+)\s+login: (?P<user>[^ /]+) / (?P<password>\S+)")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + 240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + RUN_TIMEOUT)]
 
 
 def _free_ports(count: int) -> list[int]:
@@ -61,7 +70,7 @@ def stack():
     env.update({"LOCAL_STACK_DIR": str(local), "EMBEDDED_PG_PORT": str(pg), "SIMULATOR_PORT": str(sim),
                 "AIRFLOW_PORT": str(api), "MLFLOW_PORT": str(mlflow),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs)})  # fmt: skip
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs), "TRADING_CLOCK": CLOCK})  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "scripts.up"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     output: list[str] = []
@@ -108,14 +117,29 @@ def _wait_for(check, timeout: float, what: str):
     pytest.fail(f"timed out waiting for {what}; last: {last!r}")
 
 
-def _run_progress(api: str, headers: dict, run_id: str) -> dict | None:
-    """The run's state and task states once it left ``queued`` and a task finished successfully."""
-    run = httpx.get(f"{api}/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers, timeout=30).json()
-    tis = httpx.get(f"{api}/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers, timeout=30).json()
-    states = {t["task_id"]: t["state"] for t in tis.get("task_instances", [])}
-    if run["state"] != "queued" and states.get("start_mlflow_run") == "success":
-        return {"run": run["state"], "tasks": states}
-    return None
+def _finished_run(api: str, headers: dict, run_id: str) -> dict | None:
+    """Once the run is over: its state, task states and the XComs of backfill_symbols and read_features."""
+    url = f"{api}/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    state = httpx.get(url, headers=headers, timeout=30).json()["state"]
+    if state not in ("success", "failed"):
+        return None
+    tis = httpx.get(f"{url}/taskInstances", headers=headers, timeout=30).json()["task_instances"]
+    out = {"run": state, "tasks": {t["task_id"]: t["state"] for t in tis}}
+    for task in ("backfill_symbols", "read_features"):
+        xcom = httpx.get(f"{url}/taskInstances/{task}/xcomEntries/return_value", params={"deserialize": True},
+                         headers=headers, timeout=30)  # fmt: skip
+        out[task] = xcom.json()["value"] if xcom.status_code == 200 else None
+    return out
+
+
+def _assert_guide_run_succeeded(result: dict, stack: dict) -> None:
+    """Every task green, features for AAPL, GOOGL and MSFT, and no order endpoint called (a dry run)."""
+    assert result["run"] == "success" and set(result["tasks"].values()) == {"success"}, result["tasks"]
+    features = result["read_features"]
+    assert sorted(features["latest"]) == CONF["symbols"] and not features["missing"], features
+    assert features["run"]["data_session"] == "2026-12-03" and features["run"]["mode"] == "dry_run", features["run"]
+    by_path = httpx.get(f"http://127.0.0.1:{stack['ports'][1]}/sim/admin/stats", timeout=10).json()["by_path"]
+    assert by_path.get("/iserver/marketdata/snapshot") and not order_endpoint_requests(by_path), by_path
 
 
 def test_banner_prints_the_real_ports(stack):
@@ -127,9 +151,13 @@ def test_banner_prints_the_real_ports(stack):
     assert f"127.0.0.1:{sim}/v1/api" in text and f"127.0.0.1:{pg}/market" in text
     assert httpx.get(f"http://127.0.0.1:{mlflow}/health", timeout=10).status_code == 200
     assert _port_open(worker_logs) and _port_open(trigger_logs)
+    # TRADING_CLOCK went to Airflow and to make up's simulator, whose clock runs from there.
+    assert f"trading clock: TRADING_CLOCK={CLOCK} (simulator clock set, running)" in text
+    clock = httpx.get(f"http://127.0.0.1:{sim}/sim/admin/state", timeout=10).json()["clock"]
+    assert clock["mode"] == "running" and clock["now"][:10] == CLOCK[:10], clock
 
 
-def test_rest_trigger_with_a_token_starts_a_run(stack):
+def test_rest_trigger_with_a_token_runs_the_guide_conf(stack):
     url, user, password = stack["banner"]["url"], stack["banner"]["user"], stack["banner"]["password"]
     # The README's source of the password: the simple auth manager's file in AIRFLOW_HOME.
     passwords = Path(stack["env"]["LOCAL_STACK_DIR"]) / "airflow" / "simple_auth_manager_passwords.json.generated"
@@ -150,11 +178,13 @@ def test_rest_trigger_with_a_token_starts_a_run(stack):
     assert response.status_code == 200, response.text
     run = response.json()
     assert run["state"] == "queued" and run["logical_date"] is None and run["conf"] == CONF
-    progress = _wait_for(lambda: _run_progress(api, headers, run["dag_run_id"]), 180, "the REST run's first task")
-    assert progress["run"] in ("running", "failed", "success"), progress
+    result = _wait_for(lambda: _finished_run(api, headers, run["dag_run_id"]), RUN_TIMEOUT, "the REST run")
+    _assert_guide_run_succeeded(result, stack)
+    # A fresh stack: the run itself fetched, modeled and checked the three symbols.
+    assert sorted(result["backfill_symbols"]["loaded"]) == CONF["symbols"], result["backfill_symbols"]
 
 
-def test_cli_trigger_starts_a_run(stack):
+def test_cli_trigger_runs_the_guide_conf(stack):
     env = {**stack["env"], "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "scripts.airflow_cli", "dags", "trigger", DAG_ID, "--conf",
                           json.dumps(CONF), "-o", "json"],
@@ -164,5 +194,6 @@ def test_cli_trigger_starts_a_run(stack):
     run_id = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("[{")))[0]["dag_run_id"]
     url = stack["banner"]["url"]
     headers = {"Authorization": f"Bearer {_token(url, stack['banner']['user'], stack['banner']['password'])}"}
-    progress = _wait_for(lambda: _run_progress(f"{url}/api/v2", headers, run_id), 180, "the CLI run's first task")
-    assert progress["run"] in ("running", "failed", "success"), progress
+    result = _wait_for(lambda: _finished_run(f"{url}/api/v2", headers, run_id), RUN_TIMEOUT, "the CLI run")
+    _assert_guide_run_succeeded(result, stack)
+    assert result["backfill_symbols"]["needed"] == {}, result["backfill_symbols"]  # the REST run's data, reused
