@@ -53,6 +53,21 @@ def _open_market_clock() -> None:
     clock.raise_for_status()
 
 
+def pacing_floor(by_path: dict[str, int], rate: float = 10.0) -> float:
+    """The least time IBKR's pacing allows for these requests: the gateway-wide rate, or an endpoint's own window
+    (e.g. live orders 1 per 5 s) if that binds harder."""
+    import re
+
+    from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS
+
+    floor = sum(by_path.values()) / rate
+    for pattern, limit, period in DEFAULT_ENDPOINT_LIMITS:
+        n = sum(v for p, v in by_path.items() if re.search(pattern, p.split("/v1/api", 1)[-1]))
+        if n:
+            floor = max(floor, (-(-n // limit) - 1) * period)
+    return floor
+
+
 def _child() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -72,22 +87,35 @@ def _child() -> None:
     dr = bag.dags["market_data_models"].test(run_conf={"sessions": 60})
     print(f"setup: market_data_models (dbt + GX) {dr.state} in {time.perf_counter() - started:.1f} s", flush=True)
     _open_market_clock()
+    import httpx
+
     mlflow = client()
+    admin = os.environ["BENCH_SIM_ADMIN"]
     for i, n in enumerate(SIZES):
         dag = bag.dags["ibkr_trading_strategy"]
+        httpx.post(f"{admin}/stats/reset").raise_for_status()
         started = time.perf_counter()
         dr = dag.test(run_conf={"strategy_id": 90 + i, "symbols": symbols[:n], "dry_run": False, "mode": "paper",
                                 "ignore_market_hours": False})
         wall = time.perf_counter() - started
+        stats = httpx.get(f"{admin}/stats").json()
         tis = {ti.task_id: ti for ti in dr.get_task_instances()}
         to_orders = (tis["place_orders"].end_date - dr.start_date).total_seconds()
+        took = {t: round((ti.end_date - ti.start_date).total_seconds(), 2) for t, ti in tis.items()
+                if ti.start_date and ti.end_date}
+        charts_first = tis["render_charts"].start_date < tis["place_orders"].start_date
         experiment = mlflow.get_experiment_by_name(f"ibkr-strategy-bench_rsi_{90 + i}")
         (run,) = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.run_id = '{dr.run_id}'")
         m = run.data.metrics
         print(json.dumps({"symbols": n, "state": str(dr.state), "trigger_to_orders_s": round(to_orders, 2),
                           "dag_test_wall_s": round(wall, 2), "orders": int(m.get("orders", 0)),
                           "mlflow_seconds": round(m["mlflow_seconds"], 3), "run_seconds": round(m["run_seconds"], 2),
-                          "mlflow_share": round(m["mlflow_share"], 3)}), flush=True)
+                          "mlflow_share": round(m["mlflow_share"], 3), "requests": stats["requests"],
+                          "floor_s": round(pacing_floor(stats["by_path"]), 2), "tasks": took,
+                          "charts_before_orders": charts_first,
+                          "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
+                          "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
+              flush=True)
 
 
 def main() -> None:
@@ -122,8 +150,14 @@ def main() -> None:
                 continue
             r = json.loads(line)
             print(f"{r['symbols']:4d} symbols ({r['state']}): trigger -> orders {r['trigger_to_orders_s']:6.2f} s, "
-                  f"{r['orders']} paper orders; MLflow {r['mlflow_seconds']:.2f} s of {r['run_seconds']:.2f} s "
-                  f"= {100 * r['mlflow_share']:.1f}% (goal <= 10%)")
+                  f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
+                  f"{r['secdef']} conid look-ups, {r['snapshots']} snapshot calls) = "
+                  f"{r['trigger_to_orders_s'] / max(r['floor_s'], 1e-9):.2f}x the floor (goal <= 1.2x)")
+            print(f"      MLflow {r['mlflow_seconds']:.2f} s of {r['run_seconds']:.2f} s = "
+                  f"{100 * r['mlflow_share']:.1f}% "
+                  f"(goal <= 10%); render_charts {r['tasks'].get('render_charts', 0):.1f} s "
+                  f"({'before' if r['charts_before_orders'] else 'after'} place_orders in dag.test's serial order)")
+            print("      tasks (s): " + ", ".join(f"{k} {v}" for k, v in r["tasks"].items()))
         print("(dag.test() runs every task in one process: mlflow is imported once; under a scheduler each task "
               "process pays ~1.8 s to import mlflow and open the store)")
 

@@ -45,6 +45,7 @@ class StagedBars:
     rows: int
     first_session: str | None
     last_session: str | None
+    loaded: dict[str, int] | None = None  # a first load COPYed straight into raw.daily_bars: nothing to upsert
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +78,38 @@ def data_source(client: IBKRClient) -> str:
     return f"ibkr:{client.server_name or 'unknown'}"
 
 
+# A conid stored longer ago than this is looked up again (IBKR conids are stable; this bounds a stale row).
+CONTRACT_MAX_AGE_DAYS = 30
+
+
+def known_contracts(conn: Any, symbols: list[str] | tuple[str, ...]) -> dict[str, Contract]:
+    """Contracts ``raw.contracts`` already holds for ``symbols`` (resolved within CONTRACT_MAX_AGE_DAYS)."""
+    from include.ibkr.models import Contract
+
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('raw.contracts') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute("""SELECT symbol, conid, exchange, company_name, currency FROM raw.contracts
+                       WHERE symbol = ANY(%s) AND resolved_at > now() - make_interval(days => %s)""",
+                    ([s.strip().upper() for s in symbols], CONTRACT_MAX_AGE_DAYS))
+        return {r[0]: Contract(symbol=r[0], conid=r[1], exchange=r[2], company_name=r[3], currency=r[4] or "USD")
+                for r in cur.fetchall()}
+
+
+def seed_contracts(client: IBKRClient, conn: Any, symbols: list[str] | tuple[str, ...]) -> dict[str, Contract]:
+    """The client's conid cache seeded from ``raw.contracts``: a symbol resolved before is not looked up again."""
+    known = known_contracts(conn, symbols)
+    client.remember_contracts(known.values())
+    return known
+
+
 def resolve_contract(client: IBKRClient, conn: Any, symbol: str) -> Contract:
-    """Contract for ``symbol``, from the gateway, remembered in ``raw.contracts``."""
+    """Contract for ``symbol``: the client's cache (seeded from ``raw.contracts``), else the gateway, remembered in
+    ``raw.contracts``."""
+    cached = client.cached_contract(symbol)
+    if cached is not None:
+        return cached
     contract = client.resolve_contract(symbol)
     loaders.save_contracts(conn, [contract])
     return contract
@@ -94,12 +125,17 @@ def fetch_and_stage_bars(
     calendar: MarketCalendar,
     initial_sessions: int,
     overlap_sessions: int,
+    direct_first_load: bool = False,
 ) -> StagedBars:
-    """Fetch validated daily bars for one symbol and stage them for the batch load.
+    """Fetch validated daily bars for one symbol and stage them for the batch load (COPY overlapped with the fetch:
+    each history window is COPYed while the next one is fetched).
 
-    Raises the client's typed errors (unknown symbol, malformed bar, gateway faults) naming the
-    symbol; nothing reaches ``raw.daily_bars`` here.
+    ``direct_first_load``: a symbol with no bars yet is COPYed straight into ``raw.daily_bars`` in one transaction
+    (``StagedBars.loaded`` says so; nothing is staged for it). Otherwise nothing reaches ``raw.daily_bars`` here.
+    Raises the client's typed errors (unknown symbol, malformed bar, gateway faults) naming the symbol.
     """
+    from datetime import timedelta
+
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
         last_loaded = loaders.latest_sessions(conn, [symbol]).get(symbol)
@@ -107,17 +143,28 @@ def fetch_and_stage_bars(
             calendar, session, last_loaded, initial_sessions=initial_sessions, overlap_sessions=overlap_sessions
         )
         contract = resolve_contract(client, conn, symbol)
-        bars = client.daily_bars(contract, start, end)
-        rows = loaders.stage_bars(conn, run_key, symbol, bars, data_source(client))
-    log.info("%s: staged %d bars for %s..%s (last loaded: %s)", symbol, rows, start, end, last_loaded)
+        chunks = client.iter_daily_bar_columns(contract, start, end)
+        source = data_source(client)
+        direct = None
+        if direct_first_load and last_loaded is None:
+            direct = loaders.load_first_bar_columns(conn, run_key, symbol, chunks, source)
+        if direct is None:
+            copied, loaded = loaders.stage_bar_columns(conn, run_key, symbol, chunks, source), None
+            log.info("%s: staged %d bars for %s..%s (last loaded: %s)", symbol, copied.rows, start, end, last_loaded)
+        else:
+            result, copied = direct
+            loaded = {"received": result.received, "inserted": result.inserted, "updated": 0, "unchanged": 0}
+            log.info("%s: first load, %d bars for %s..%s COPYed into raw.daily_bars", symbol, copied.rows, start, end)
+    epoch = date(1970, 1, 1)
     return StagedBars(
         symbol=symbol,
         conid=contract.conid,
         start=start.isoformat(),
         end=end.isoformat(),
-        rows=rows,
-        first_session=bars[0].session_date.isoformat() if bars else None,
-        last_session=bars[-1].session_date.isoformat() if bars else None,
+        rows=copied.rows,
+        first_session=(epoch + timedelta(days=copied.first_day)).isoformat() if copied.rows else None,
+        last_session=(epoch + timedelta(days=copied.last_day)).isoformat() if copied.rows else None,
+        loaded=loaded,
     )
 
 
@@ -152,6 +199,7 @@ def ingest_snapshots(client: IBKRClient, dsn: str, symbols: list[str], run_key: 
     failed: dict[str, str] = {}
     with db.connection(dsn) as conn:
         db.ensure_schema(conn)
+        seed_contracts(client, conn, symbols)
         contracts = []
         for symbol in symbols:
             try:

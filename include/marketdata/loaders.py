@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
     from include.ibkr.models import Bar, Contract, Snapshot
+    from include.ibkr.parsing import BarColumns
 
 _BAR_COLUMNS = ("symbol", "conid", "session_date", "open", "high", "low", "close", "volume")
 _VALUE_COLUMNS = ("conid", "open", "high", "low", "close", "volume")
@@ -61,6 +62,151 @@ def stage_bars(conn: PgConnection, run_id: str, symbol: str, bars: Sequence[Bar]
             text,
         )
     return len(bars)
+
+
+# ---------------------------------------------------------------- binary COPY straight from bar columns
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_PGCOPY_TRAILER = b"\xff\xff"
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01 (PostgreSQL's date epoch) in days since 1970-01-01
+_FIRST_LOAD_LOCK = 727_002  # advisory lock class: one first load per symbol at a time
+
+
+@dataclass(frozen=True)
+class CopiedBars:
+    rows: int
+    first_day: int | None  # epoch days
+    last_day: int | None
+
+
+def _field(value: str | int) -> bytes:
+    """One binary COPY field: length, then the text's UTF-8 bytes or a bigint."""
+    data = value.to_bytes(8, "big", signed=True) if isinstance(value, int) else value.encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+class _BinaryBarStream:
+    """A file for ``copy_expert``: COPY BINARY rows built with numpy from each ``BarColumns`` as COPY asks for them
+    (so the next history window is fetched while the server inserts the previous one). Every row is ``lead``
+    (field count + leading text/int fields), session date, the five values, then ``trail``."""
+
+    def __init__(self, chunks: Iterable[BarColumns], symbol: str, lead: list[str], trail: list[str]) -> None:
+        import numpy as np
+
+        self._np = np
+        self._chunks = iter(chunks)
+        self._symbol = symbol
+        self._pending = [_PGCOPY_HEADER]
+        self._lead_texts, self._trail_texts = lead, trail
+        self._dtype: Any = None
+        self._conid: int | None = None
+        self.rows, self.first_day, self.last_day = 0, None, None
+        self.error: BaseException | None = None
+        self._done = False
+
+    def _layout(self, conid: int) -> None:
+        """Row layout: the leading texts then conid (constant per symbol), date and values, the trailing texts."""
+        np = self._np
+        lead = (len(self._lead_texts) + 7 + len(self._trail_texts)).to_bytes(2, "big")
+        lead += b"".join(_field(v) for v in [*self._lead_texts, conid])
+        trail = b"".join(_field(v) for v in self._trail_texts)
+        fields: list[tuple[str, Any]] = [("lead", f"V{len(lead)}"), ("dl", ">i4"), ("d", ">i4")]
+        for name in "ohlcv":
+            fields += [(f"{name}l", ">i4"), (name, ">f8")]
+        fields.append(("trail", f"V{len(trail)}"))
+        self._dtype, self._conid = np.dtype(fields), conid
+        self._lead, self._trail = np.void(lead), np.void(trail)
+
+    def copy(self, cur: Any, sql: str) -> None:
+        """Run the COPY; a failure to produce the rows (gateway fault, bad bar) is raised as itself, not as the
+        QueryCanceled psycopg2 turns it into (the transaction is aborted either way)."""
+        import psycopg2
+
+        try:
+            cur.copy_expert(sql, self)
+        except psycopg2.Error:
+            if self.error is not None:
+                raise self.error from None
+            raise
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._read()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _read(self) -> bytes:
+        while not self._pending and not self._done:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._pending.append(_PGCOPY_TRAILER)
+                self._done = True
+            elif len(chunk):
+                self._pending.append(self._encode(chunk))
+        return self._pending.pop(0) if self._pending else b""
+
+    def _encode(self, cols: BarColumns) -> bytes:
+        np = self._np
+        if cols.symbol != self._symbol:
+            raise ValueError(f"COPY of {self._symbol} was given bars of {cols.symbol}")
+        if self._dtype is None:
+            self._layout(int(cols.conid))
+        elif cols.conid != self._conid:
+            raise ValueError(f"COPY of {self._symbol} was given bars of conid {cols.conid} and {self._conid}")
+        values = (cols.open, cols.high, cols.low, cols.close, cols.volume)
+        finite = np.isfinite(cols.open + cols.high + cols.low + cols.close + cols.volume)
+        if not finite.all():  # the parser refuses these; COPY would take them silently
+            bad = int(np.flatnonzero(~finite)[0])
+            raise ValueError(f"{cols.symbol} {_date(int(cols.days[bad]))}: non-finite value cannot be loaded")
+        out = np.empty(len(cols), dtype=self._dtype)
+        out["lead"], out["trail"], out["dl"] = self._lead, self._trail, 4
+        out["d"] = cols.days - _PG_EPOCH_DAYS
+        for name, col in zip("ohlcv", values, strict=True):
+            out[f"{name}l"], out[name] = 8, col
+        self.rows += len(cols)
+        lo, hi = int(cols.days.min()), int(cols.days.max())
+        self.first_day = lo if self.first_day is None else min(self.first_day, lo)
+        self.last_day = hi if self.last_day is None else max(self.last_day, hi)
+        return out.tobytes()
+
+
+def _date(epoch_day: int) -> Any:
+    from datetime import date, timedelta
+
+    return date(1970, 1, 1) + timedelta(days=epoch_day)
+
+
+def stage_bar_columns(conn: PgConnection, run_id: str, symbol: str, chunks: Iterable[BarColumns],
+                      source: str) -> CopiedBars:
+    """``stage_bars`` for bar columns (binary COPY, one transaction; a failing chunk rolls the symbol back)."""
+    stream = _BinaryBarStream(chunks, symbol, [run_id, symbol], [source])
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM staging.daily_bars WHERE run_id = %s AND symbol = %s", (run_id, symbol))
+        stream.copy(cur, "COPY staging.daily_bars (run_id, " + ", ".join(_BAR_COLUMNS) + ", source)"
+                         " FROM STDIN (FORMAT binary)")
+    return CopiedBars(stream.rows, stream.first_day, stream.last_day)
+
+
+def load_first_bar_columns(conn: PgConnection, run_id: str, symbol: str, chunks: Iterable[BarColumns],
+                           source: str) -> tuple[LoadResult, CopiedBars] | None:
+    """A symbol's first load: COPY straight into ``raw.daily_bars`` (no staging, no upsert) in one transaction,
+    audited like an upsert. None, with nothing read from ``chunks``, when the symbol already has bars (another run
+    loaded it meanwhile): stage and upsert instead.
+
+    ROW EXCLUSIVE waits for a running upsert (which holds SHARE ROW EXCLUSIVE) and makes later ones wait for this
+    COPY; the advisory lock makes a second first load of the same symbol wait, then find its rows."""
+    stream = _BinaryBarStream(chunks, symbol, [symbol], [source, run_id])
+    with conn, conn.cursor() as cur:
+        cur.execute("LOCK TABLE raw.daily_bars IN ROW EXCLUSIVE MODE")
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_FIRST_LOAD_LOCK, symbol))
+        cur.execute("SELECT EXISTS (SELECT 1 FROM raw.daily_bars WHERE symbol = %s)", (symbol,))
+        if cur.fetchone()[0]:
+            return None
+        stream.copy(cur, "COPY raw.daily_bars (" + ", ".join(_BAR_COLUMNS) + ", source, run_id)"
+                         " FROM STDIN (FORMAT binary)")
+        result = LoadResult(symbol, stream.rows, stream.rows, 0)
+        _audit(cur, "raw.daily_bars", run_id, [result])
+    return result, CopiedBars(stream.rows, stream.first_day, stream.last_day)
 
 
 # Staged rows are unique per (symbol, session_date): re-staging a symbol replaces its rows and the

@@ -56,6 +56,7 @@ def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
                 calendar=calendar,
                 initial_sessions=int(params.get("initial_history_sessions") or settings.initial_history_sessions),
                 overlap_sessions=settings.overlap_sessions,
+                direct_first_load=True,
             )
     except Exception as exc:
         raise symbol_failure(context, [symbol], exc) from exc
@@ -80,16 +81,19 @@ def symbol_failure(context: Any, symbols: list[str], exc: BaseException,
 
 
 def load_bars(staged: list[dict[str, Any]], context: Any) -> dict[str, Any]:
-    """Load every symbol whose fetch succeeded, each in its own transaction; the asset event lists the loaded ones."""
+    """Load every symbol whose fetch succeeded, each in its own transaction (a first load was COPYed straight into
+    the table by its fetch task already); the asset event lists the loaded ones."""
     from include.assets import RAW_DAILY_BARS
     from include.marketdata.ingest import load_staged_symbols
 
-    symbols = [s["symbol"] for s in staged]
-    results, failed = load_staged_symbols(load_settings().require_market_db_url(), run_key(context), symbols)
-    if not results:
+    loaded = {s["symbol"]: s["loaded"] for s in staged if s.get("loaded")}
+    symbols = [s["symbol"] for s in staged if not s.get("loaded")]
+    results, failed = (load_staged_symbols(load_settings().require_market_db_url(), run_key(context), symbols)
+                       if symbols else ([], {}))
+    loaded.update({r.symbol: {"received": r.received, "inserted": r.inserted, "updated": r.updated,
+                              "unchanged": r.unchanged} for r in results})
+    if not loaded:
         raise RuntimeError(f"no symbol could be loaded: {failed}")
-    loaded = {r.symbol: {"received": r.received, "inserted": r.inserted, "updated": r.updated,
-                         "unchanged": r.unchanged} for r in results}
     context["outlet_events"][RAW_DAILY_BARS].extra = {
         "symbols": sorted(loaded),
         "sessions": {s["symbol"]: [s["first_session"], s["last_session"]] for s in staged if s["symbol"] in loaded},

@@ -24,51 +24,57 @@ def load_history(conn: Any, symbol: str, sessions: int = 120) -> list[dict[str, 
     return rows[::-1]
 
 
-def render_chart(symbol: str, rows: list[dict[str, Any]], signal: dict[str, Any], path: Path) -> Path:
-    """Write the chart to ``path`` (PNG) and return it. ``rows`` are oldest first."""
-    import matplotlib
+def _series(rows: list[dict[str, Any]], key: str) -> Any:
+    import numpy as np
 
-    matplotlib.use("Agg")  # no display in a worker
-    import matplotlib.pyplot as plt
+    return np.array([np.nan if r[key] is None else float(r[key]) for r in rows], dtype=float)
+
+
+def render_chart(symbol: str, rows: list[dict[str, Any]], signal: dict[str, Any], path: Path) -> Path:
+    """Write the chart to ``path`` (PNG) and return it. ``rows`` are oldest first.
+
+    Agg canvas without pyplot, every bar series one line collection (not a Rectangle per bar), a fixed layout
+    instead of ``tight_layout``."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if not rows:
         raise ValueError(f"{symbol}: no indicator rows to chart")
-    x = list(range(len(rows)))
-    col = {k: [r[k] for r in rows] for k in rows[0]}
-    fig, (ax, axv, axr, axm) = plt.subplots(4, 1, figsize=(10, 9), sharex=True,
-                                            gridspec_kw={"height_ratios": [4, 1, 1.3, 1.3]})
-    for i, r in enumerate(rows):  # candles: wick + body, green up, red down
-        up = r["close"] >= r["open"]
-        color = "tab:green" if up else "tab:red"
-        ax.vlines(i, r["low"], r["high"], color=color, linewidth=0.8)
-        ax.bar(i, abs(r["close"] - r["open"]) or 1e-9, bottom=min(r["open"], r["close"]), color=color, width=0.7)
-    ax.plot(x, col["sma_20"], label="SMA 20", linewidth=1)
-    ax.plot(x, col["sma_50"], label="SMA 50", linewidth=1)
-    ax.fill_between(x, [v if v is not None else float("nan") for v in col["bb_lower"]],
-                    [v if v is not None else float("nan") for v in col["bb_upper"]], alpha=0.12,
-                    label="Bollinger 20, 2 sd")
+    x = np.arange(len(rows))
+    o, h, lo, c = (_series(rows, k) for k in ("open", "high", "low", "close"))
+    fig = Figure(figsize=(10, 9))
+    FigureCanvasAgg(fig)
+    ax, axv, axr, axm = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [4, 1, 1.3, 1.3]})
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, hspace=0.12)
+    # Bars as thick vertical lines (one collection each) instead of a Rectangle per bar: 0.7 of a slot wide.
+    width = 0.7 * 0.9 * fig.get_figwidth() * 72 / max(len(rows), 1)  # points
+    colors = np.where(c >= o, "tab:green", "tab:red")  # candles: wick + body, green up, red down
+    ax.vlines(x, lo, h, colors=colors, linewidth=0.8)
+    ax.vlines(x, np.minimum(o, c), np.maximum(o, c), colors=colors, linewidth=width)
+    ax.plot(x, _series(rows, "sma_20"), label="SMA 20", linewidth=1)
+    ax.plot(x, _series(rows, "sma_50"), label="SMA 50", linewidth=1)
+    ax.fill_between(x, _series(rows, "bb_lower"), _series(rows, "bb_upper"), alpha=0.12, label="Bollinger 20, 2 sd")
     action = signal.get("action", "HOLD")
-    ax.annotate(f"{action} {signal.get('confidence', 0):.2f}", xy=(x[-1], rows[-1]["close"]),
-                xytext=(x[-1] - max(len(x) // 6, 1), rows[-1]["close"]),
+    ax.annotate(f"{action} {signal.get('confidence', 0):.2f}", xy=(x[-1], c[-1]),
+                xytext=(x[-1] - max(len(x) // 6, 1), c[-1]),
                 arrowprops={"arrowstyle": "->", "color": _COLORS.get(action, "black")},
                 color=_COLORS.get(action, "black"), fontweight="bold")
     ax.set_title(f"{symbol} — {rows[-1]['session_date']} — {signal.get('strategy', '')}")
     ax.legend(loc="upper left", fontsize=8)
-    axv.bar(x, col["volume"], color="tab:blue", width=0.7)
+    axv.vlines(x, 0, _series(rows, "volume"), colors="tab:blue", linewidth=width)
     axv.set_ylabel("volume")
-    axr.plot(x, col["rsi_14"], color="tab:purple")
+    axr.plot(x, _series(rows, "rsi_14"), color="tab:purple")
     axr.axhline(70, color="gray", linestyle="--", linewidth=0.6)
     axr.axhline(30, color="gray", linestyle="--", linewidth=0.6)
     axr.set_ylim(0, 100)
     axr.set_ylabel("RSI 14")
-    axm.plot(x, col["macd"], label="MACD", linewidth=1)
-    axm.plot(x, col["macd_signal"], label="signal", linewidth=1)
-    axm.bar(x, [v or 0 for v in col["macd_hist"]], color="tab:gray", width=0.7)
+    axm.plot(x, _series(rows, "macd"), label="MACD", linewidth=1)
+    axm.plot(x, _series(rows, "macd_signal"), label="signal", linewidth=1)
+    axm.vlines(x, 0, np.nan_to_num(_series(rows, "macd_hist")), colors="tab:gray", linewidth=width)
     axm.set_ylabel("MACD")
-    axm.set_xticks(x[:: max(len(x) // 8, 1)], [str(rows[i]["session_date"]) for i in x[:: max(len(x) // 8, 1)]],
-                   rotation=30, fontsize=7)
-    fig.tight_layout()
+    ticks = x[:: max(len(x) // 8, 1)]
+    axm.set_xticks(ticks, [str(rows[i]["session_date"]) for i in ticks], rotation=30, fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=80)
-    plt.close(fig)
     return path

@@ -5,6 +5,7 @@ the claiming transaction; any refusal leaves the intent ``vetoed``. What is re-c
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from include.trading.context import TradingRun
 
 log = logging.getLogger(__name__)
+# A batch's quotes, fetched in one snapshot request, stand in for a per-intent request this long (their IBKR time is
+# still checked against max_quote_age_seconds at each claim); after that each intent fetches its own.
+PREFETCH_TTL_S = 30.0
 
 
 class SubmissionChecks:
@@ -26,6 +30,24 @@ class SubmissionChecks:
         self.calendar = MarketCalendar(exchange)
         self._positions: dict[str, float] | None = None
         self._live: dict[str, Any] = {}
+        self._quotes: dict[int, Any] = {}
+        self._quoted_at = 0.0
+
+    def prefetch_quotes(self, contracts: list[Any]) -> int:
+        """One snapshot request for the batch's conids instead of one per intent; returns how many came back.
+        Any failure leaves the per-intent request in place."""
+        from include.ibkr.errors import IBKRError
+
+        if self.broker is None or not contracts:
+            return 0
+        try:
+            snaps = self.broker.snapshot(contracts, attempts=3)
+        except IBKRError as exc:
+            log.warning("batch snapshot before submission failed (%s): one snapshot per intent instead", exc)
+            return 0
+        self._quotes = {s.conid: s for s in snaps}
+        self._quoted_at = time.monotonic()
+        return len(self._quotes)
 
     def _broker_book(self) -> dict[str, float]:
         """Positions and live orders, read once per batch (orders this batch sends are in the ledger)."""
@@ -84,8 +106,10 @@ class SubmissionChecks:
         from include.ibkr.errors import IBKRError
         from include.ibkr.models import Contract
 
+        snap = self._quotes.get(intent.conid) if time.monotonic() - self._quoted_at <= PREFETCH_TTL_S else None
         try:
-            (snap,) = self.broker.snapshot([Contract(conid=intent.conid, symbol=intent.symbol)], attempts=3)
+            if snap is None:
+                (snap,) = self.broker.snapshot([Contract(conid=intent.conid, symbol=intent.symbol)], attempts=3)
         except IBKRError as exc:
             return f"no quote for {intent.symbol} at submission: {exc}"
         quoted = getattr(snap, "quote_at", None)

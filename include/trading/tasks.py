@@ -386,10 +386,15 @@ def place_orders(risk: RiskOutcome, context: Any) -> OrderOutcome:
             report = execute_intents(plans, ctx, dsn=dsn, gate=gate)
         else:
             from include.ibkr.hook import IBKRHook
+            from include.marketdata.db import connection
+            from include.marketdata.ingest import seed_contracts
 
             with IBKRHook().get_conn(settings) as client:
                 client.ensure_session()
+                with connection(dsn) as conn:  # conids fetch_market_data (or ingestion) resolved: no second look-up
+                    known = seed_contracts(client, conn, [p.symbol for p in plans])
                 gate = SubmissionChecks(run, strategy.risk, now=settings.now, broker=client)
+                gate.prefetch_quotes(list(known.values()))  # one snapshot request for the batch
                 report = execute_intents(plans, ctx, dsn=dsn, broker=client, gate=gate)
     except OrderExecutionError as exc:
         failure, report = exc, exc.report

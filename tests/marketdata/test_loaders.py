@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 
 from include.ibkr.models import Bar
+from include.ibkr.parsing import BarColumns
 from include.marketdata import db, loaders
 
 
@@ -164,3 +165,53 @@ def test_schema_setup_adds_quote_at_to_an_existing_snapshot_table(clean_db):
         db.ensure_schema(conn)
         db.ensure_schema(conn)
     assert _rows(clean_db, column) == [("timestamp with time zone", "YES")]
+
+
+def _columns(symbol: str, start: date, n: int, **kw) -> BarColumns:
+    return BarColumns.from_bars(symbol, 1, _bars(symbol, start, n, **kw))
+
+
+def test_first_load_copies_straight_into_the_table_once(clean_db):
+    cols = [_columns("TSLA", date(2024, 3, 1), 20), _columns("TSLA", date(2024, 1, 1), 30)]  # windows newest first
+    with db.connection(clean_db) as conn:
+        db.ensure_schema(conn)
+        result, copied = loaders.load_first_bar_columns(conn, "r1", "TSLA", iter(cols), "ibkr:test")
+        assert (result.received, result.inserted, copied.rows) == (50, 50, 50)
+        assert (copied.first_day, copied.last_day) == (19723, 19723 + 79)  # 2024-01-01 .. 2024-03-20
+
+        def untouched():
+            raise AssertionError("a symbol with bars must not be fetched for a direct load")
+            yield
+
+        assert loaders.load_first_bar_columns(conn, "r2", "TSLA", untouched(), "ibkr:test") is None
+    stored = _rows(clean_db, "SELECT symbol, conid, session_date, open, high, low, close, volume FROM raw.daily_bars"
+                             " ORDER BY session_date")
+    assert stored == [tuple(b) for b in [*cols[1].to_bars(), *cols[0].to_bars()]]  # exact values
+    assert _rows(clean_db, "SELECT DISTINCT source, run_id FROM raw.daily_bars") == [("ibkr:test", "r1")]
+    assert _rows(clean_db, "SELECT rows_received, rows_inserted, run_id FROM raw.load_audit") == [(50, 50, "r1")]
+
+
+def test_a_failing_window_rolls_the_direct_load_back_with_its_own_error(clean_db):
+    from include.ibkr import errors as E
+
+    def chunks():
+        yield _columns("TSLA", date(2024, 3, 1), 20)
+        raise E.InvalidBarError("TSLA", date(2024, 1, 5), "high 8.0 < low 9.0")
+
+    with db.connection(clean_db) as conn:
+        db.ensure_schema(conn)
+        with pytest.raises(E.InvalidBarError, match="TSLA on 2024-01-05"):
+            loaders.load_first_bar_columns(conn, "r1", "TSLA", chunks(), "ibkr:test")
+        with pytest.raises(E.InvalidBarError):
+            loaders.stage_bar_columns(conn, "r1", "TSLA", chunks(), "ibkr:test")
+    assert _rows(clean_db, "SELECT count(*) FROM raw.daily_bars") == [(0,)]
+    assert _rows(clean_db, "SELECT count(*) FROM staging.daily_bars") == [(0,)]
+
+
+def test_staged_columns_upsert_like_staged_bars(clean_db):
+    _load(clean_db, "r1", {"TSLA": _bars("TSLA", date(2024, 1, 1), 5)})
+    with db.connection(clean_db) as conn:
+        copied = loaders.stage_bar_columns(conn, "r2", "TSLA", [_columns("TSLA", date(2024, 1, 4), 4, bump=1)],
+                                           "ibkr:test")
+        (res,) = loaders.upsert_staged_bars(conn, "r2", ["TSLA"])
+    assert copied.rows == 4 and (res.inserted, res.updated) == (2, 2)

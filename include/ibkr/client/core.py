@@ -290,5 +290,15 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         with self._lock:
             return self._contracts.setdefault(sym, contract)
 
+    def remember_contracts(self, contracts: Iterable[Contract]) -> None:
+        """Seed the conid cache (e.g. from ``raw.contracts``): those symbols are not looked up again."""
+        with self._lock:
+            for contract in contracts:
+                self._contracts.setdefault(contract.symbol.strip().upper(), contract)
+
+    def cached_contract(self, symbol: str) -> Contract | None:
+        with self._lock:
+            return self._contracts.get(symbol.strip().upper())
+
     def resolve_contracts(self, symbols: Iterable[str]) -> dict[str, Contract]:
         return {s.strip().upper(): self.resolve_contract(s) for s in symbols}
