@@ -3,8 +3,10 @@
 One run of ``python -m scripts.screenshots`` against a stack of its own (state directory, embedded PostgreSQL,
 simulator, Airflow, MLflow and Airflow's log-server ports all distinct from a developer's ``make up``): it runs
 ``make demo``'s pipeline on the fresh state, starts ``make up``, logs into Airflow through its login form,
-opens the ``market_data_models`` run's graph and grid and the strategy's MLflow run and chart, then stops
-``make up`` with SIGINT. The tests assert on what the pages showed and on the PNGs.
+opens the ``market_data_models`` run's graph and grid and the strategy's MLflow run and chart, triggers
+``ibkr_trading_strategy`` through its trigger form with the workflow guide's conf (``TRADING_CLOCK`` inside an open
+session), waits for that run, then stops ``make up`` with SIGINT. The tests assert on what the pages showed, on
+the PNGs and on the triggered run.
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from pathlib import Path
 
 import pytest
 
+from scripts.screenshots import order_endpoint_requests
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "market_data_models"
 GROUP_ID = "dbt_market"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SCREENSHOTS = ("airflow-dags.png", "airflow-dbt-task-group-graph.png", "airflow-run-grid.png",
                "mlflow-strategy-run.png", "mlflow-strategy-chart.png")  # fmt: skip
-RUN_TIMEOUT = 540  # demo on a fresh state + make up's first start + the browser, on a busy 2-core machine
+GUIDE_CONF = {"strategy_id": 1, "symbols": ["AAPL", "GOOGL", "MSFT"], "dry_run": True}  # the workflow guide's
+# Friday 2026-12-04 10:30 New York: the market is open and the session before it has bars in the simulator.
+CLOCK = "2026-12-04T15:30:00+00:00"
+# demo on a fresh state + make up's first start + the browser + the form's run (~1 min), on a busy 2-core machine
+RUN_TIMEOUT = 720
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT + 60)]
 
@@ -64,7 +72,7 @@ def _isolated_env(local: Path) -> dict[str, str]:
         "LOCAL_STACK_DIR": str(local), "EMBEDDED_PG_PORT": str(pg), "SIMULATOR_PORT": str(sim),
         "AIRFLOW_PORT": str(airflow), "MLFLOW_PORT": str(mlflow),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs), "TRADING_CLOCK": CLOCK,
     })  # fmt: skip
     return env
 
@@ -76,7 +84,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> dict:
     local = Path(tempfile.mkdtemp(prefix="ui-", dir="/tmp"))  # short: PostgreSQL's socket path is limited
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.screenshots", "--out", str(out), "--report", str(out / "report.json")],
+        [sys.executable, "-m", "scripts.screenshots", "--out", str(out), "--report", str(out / "report.json"),
+         "--trigger-conf", json.dumps(GUIDE_CONF)],
         cwd=REPO, env=_isolated_env(local), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         errors="replace",
     )  # fmt: skip
@@ -153,3 +162,14 @@ def test_screenshots_are_pngs_under_500_kb(ui: dict) -> None:
         data = (ui["out"] / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
         assert 10_000 < len(data) < 500_000, (name, len(data))
+
+
+def test_guide_conf_from_the_trigger_form_runs_to_success(ui: dict) -> None:
+    """The guide's conf, entered in the trigger form's "Configuration JSON" editor, as the form sent it: the run
+    succeeds, analyses the three symbols on real features and calls no order endpoint."""
+    trigger = ui["trigger"]
+    assert trigger["request_conf"] == GUIDE_CONF
+    assert trigger["state"] == "success" and set(trigger["tasks"].values()) == {"success"}, trigger
+    assert trigger["features_latest"] == GUIDE_CONF["symbols"] and not trigger["features_missing"], trigger
+    requests = trigger["simulator_requests"]
+    assert requests.get("/iserver/marketdata/snapshot") and not order_endpoint_requests(requests), requests
