@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark and print its figures.
 
 ``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse, indicators, cosmos, orders, trading,
-backtest.
+mlflow_scheduler (P7 under the real scheduler), backtest.
 Sizes can be reduced for a quick look, e.g. ``BENCH_SYMBOLS=50 BENCH_YEARS=2 make bench``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import backtest, concurrency, cosmos, dag_parse, indicators, ingestion, orders, trading
+from bench import backtest, concurrency, cosmos, dag_parse, indicators, ingestion, mlflow_scheduler, orders, trading
 
 BENCHMARKS = {
     "dag_parse": dag_parse.main,
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "cosmos": cosmos.main,
     "orders": orders.main,
     "trading": trading.main,
+    "mlflow_scheduler": mlflow_scheduler.main,
     "backtest": backtest.main,
 }
 
