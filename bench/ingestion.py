@@ -14,7 +14,6 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,8 +43,8 @@ def _context(sessions: int) -> dict[str, Any]:
 
 
 def _warm(_: int) -> None:
-    import include.ibkr.hook  # noqa: F401  # what a task process has imported before its body runs
-    import include.marketdata.ingest  # noqa: F401
+    import include.ibkr.hook  # what a task process has imported before its body runs
+    import include.marketdata.ingest
     import include.marketdata.tasks  # noqa: F401
 
 
@@ -55,9 +54,35 @@ def _fetch(symbol: str, sessions: int) -> dict[str, Any]:
     return tasks.fetch_bars(symbol, _context(sessions))
 
 
+LOAD_BEFORE = 0.0
+
+
+def _cpu() -> dict[str, float]:
+    """CPU seconds so far of this process's children (workers, simulator) and of PostgreSQL: its live processes plus
+    what each postmaster's exited children used (a task's backend exits with its connection). Every PostgreSQL
+    server on the machine is counted, other sessions' queries too."""
+    import psutil
+
+    out = {"workers": 0.0, "simulator": 0.0, "postgres": 0.0}
+    procs = [(p, "simulator" if "sim.ibkr" in " ".join(p.cmdline()) else "workers", False)
+             for p in psutil.Process().children()]
+    pg = {p.pid: p for p in psutil.process_iter(["name", "ppid"]) if p.info["name"] in ("postgres", "postmaster")}
+    procs += [(p, "postgres", p.info["ppid"] not in pg) for p in pg.values()]
+    for proc, kind, postmaster in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        out[kind] += t.user + t.system + ((t.children_user + t.children_system) if postmaster else 0.0)
+    return out
+
+
 def main() -> None:
+    global LOAD_BEFORE
+    LOAD_BEFORE = os.getloadavg()[0]
+    import include.assets  # noqa: F401  # imported by the DAG file before a task body runs
     from include.marketdata import db
-    from include.marketdata import tasks as _tasks  # noqa: F401  # import cost outside the timing
+    from include.marketdata import tasks as _tasks  # noqa: F401
 
     sessions = YEARS * 252
     print(f"P1: {SYMBOLS} symbols x {YEARS} years ({sessions} sessions each) through tasks.fetch_bars"
@@ -71,6 +96,7 @@ def main() -> None:
         symbols = [f"SYN{i:04d}" for i in range(1, SYMBOLS + 1)]
         with ProcessPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(_warm, range(WORKERS * 2)))
+            cpu0 = _cpu()
             t0 = time.perf_counter()
             staged = list(pool.map(_fetch, symbols, [sessions] * len(symbols), chunksize=4))
             t_fetch = time.perf_counter() - t0
@@ -78,6 +104,7 @@ def main() -> None:
 
             summary = tasks.load_bars(staged, _context(sessions))
             t_total = time.perf_counter() - t0
+            cpu = {k: v - cpu0.get(k, 0.0) for k, v in _cpu().items()}
         stats = httpx.get(f"{admin}/stats").json()
         requests = int(stats["requests"])
         loaded = summary["loaded"]
@@ -103,6 +130,9 @@ def main() -> None:
     print(f"whole path : {t_total:7.2f} s  ({rate:,.0f} rows/s; fetch tasks {t_fetch:.2f} s,"
           f" load_bars {t_total - t_fetch:.2f} s)")
     print(f"raw COPY   : {t_copy:7.2f} s  ({copy_rate:,.0f} rows/s)")
+    print(f"CPU seconds in the whole path: fetch workers {cpu['workers']:.1f}, simulator {cpu['simulator']:.1f},"
+          f" PostgreSQL (all its processes) {cpu['postgres']:.1f}; {os.cpu_count()} cores, load average before"
+          f" {LOAD_BEFORE:.1f} (other jobs share the machine)")
     verdict = "met" if rate / copy_rate >= GOAL else "NOT met"
     print(f"P1 ratio   : {rate / copy_rate:.2f} of raw COPY (goal >= {GOAL}: {verdict})")
     print(f"gateway requests {requests}; under IBKR's 10 req/s pacing that alone is >= {requests / 10:.0f} s")
