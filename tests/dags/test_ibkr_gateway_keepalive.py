@@ -55,7 +55,7 @@ def test_trading_run_skips_while_the_gateway_is_unhealthy(
     file = Path(tmp_path / "strategies.yaml")
     file.write_text(STRATEGY)
     monkeypatch.setenv("STRATEGIES_FILE", str(file))
-    # validate_environment only checks that the mart exists; the gate stops the run before anything reads it
+    # an empty mart: the gate stops the run before backfill_symbols or read_features would look at it
     _rows(
         dsn, "CREATE SCHEMA analytics_marts; CREATE TABLE analytics_marts.fct_latest_features (symbol text); SELECT 1"
     )
