@@ -1,10 +1,11 @@
 """Daily IBKR bars into ``raw.daily_bars``: after each XNYS session close, one batch per run.
 
 Per-symbol fetch tasks (pool ``ibkr_api``: the gateway allows 5 concurrent history requests)
-stage validated bars; ``load_bars`` upserts each fetched symbol in its own transaction and emits the
-``raw.daily_bars`` asset (so dbt and the quality gate run for them). A bad symbol fails only its own task (an
-unknown ticker or bad bars at once, gateway faults after retries); ``check_symbols`` then fails the run (or warns:
-``on_symbol_error``) with one alert naming the symbols that did not load.
+stage validated bars (a symbol's first load is COPYed straight into the table); ``load_bars`` upserts each staged
+symbol in its own transaction and emits the ``raw.daily_bars`` asset (so dbt and the quality gate run for them).
+A bad symbol fails only its own task (an unknown ticker or bad bars at once, gateway faults after retries);
+``check_symbols`` then fails the run (or warns: ``on_symbol_error``) with one alert naming the symbols that did
+not load.
 """
 
 from datetime import datetime, timedelta

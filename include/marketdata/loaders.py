@@ -3,7 +3,8 @@
 Daily bars go in two steps: per-symbol tasks COPY their bars into ``staging.daily_bars`` (keyed by run id),
 then the load upserts them, one transaction per symbol (``upsert_staged_symbol``: one bad symbol never holds
 back the others) or one for a whole batch (``upsert_staged_bars``). Unchanged rows are not rewritten (the
-upsert's WHERE skips identical values).
+upsert's WHERE skips identical values). A symbol's first load skips both: ``load_first_bar_columns`` COPYs it
+straight into ``raw.daily_bars`` (COPY BINARY built from the parsed columns).
 """
 
 from __future__ import annotations
