@@ -109,8 +109,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("generate_signals", feature_set.run):
                 return tasks.generate_signals(feature_set, get_current_context()).model_dump(mode="json")
 
-        # After the orders (whatever their outcome): 100 PNGs never delay them, not even in dag.test's serial order.
-        @task(trigger_rule="all_done_min_one_success")
+        @task
         def render_charts(signals: dict) -> list:
             from include.trading import tasks
             from include.trading.context import SignalSet
@@ -154,14 +153,12 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         market = fetch_market_data(run)
         features = read_features(run)
         signals = generate_signals(features)
-        orders = place_orders(assess_risk(signals, market, features))
         charts = render_charts(signals)
-        orders >> charts
+        orders = place_orders(assess_risk(signals, market, features))
         env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
         ibkr_auth >> backfill_symbols(run) >> features  # symbols with no data yet get it first
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
-        # Charts come off the signals after the orders and join here: rendering 100 PNGs must not delay (or block)
-        # the orders.
+        # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
         end = end_mlflow_run(run).as_teardown(setups=run)
         [orders, charts] >> end >> cleanup(run).as_teardown(setups=run)
     return dag
