@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up bench chaos scaleout dbt airflow lint lock clean-local screenshots
+.PHONY: demo test up bench chaos scaleout dbt airflow lint lock clean-local screenshots screenshots-mlflow
 
 $(STAMP): requirements.txt requirements-dev.txt sim/requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ scaleout: $(STAMP)
 screenshots: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || sh scripts/install_browser.sh
 	@$(PY) -m scripts.screenshots
+
+# MLflow's UI on an LLM trace, a prompt's versions and a walk-forward run, produced offline in a scratch dir
+# (MLflow store, Airflow home, a database on TEST_PG_ADMIN_URL); PNGs into docs/screenshots/.
+screenshots-mlflow: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || sh scripts/install_browser.sh
+	@$(PY) -m scripts.screenshots_mlflow $(ARGS)
 
 # dbt CLI against MARKET_DB_URL (default: the embedded PostgreSQL of make demo), e.g. make dbt ARGS="test"
 dbt: $(STAMP)
