@@ -9,6 +9,8 @@ import httpx
 import psycopg2
 import pytest
 
+from tests.dags.bars import steady_decline
+
 pytestmark = pytest.mark.airflow
 DAG_ID = "ibkr_trading_strategy"
 
@@ -50,15 +52,7 @@ def market(run_dag, stack_env, tmp_path, monkeypatch):
     state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["TSLA", "NVDA"], "initial_history_sessions": 220})
     assert state == "success", tasks
     dsn = stack_env["MARKET_DB_URL"]
-    _rows(dsn, """
-        WITH k AS (SELECT symbol, session_date,
-                          count(*) OVER (PARTITION BY symbol ORDER BY session_date DESC) - 1 AS back,
-                          first_value(close) OVER (PARTITION BY symbol ORDER BY session_date DESC) AS last_close
-                   FROM raw.daily_bars)
-        UPDATE raw.daily_bars b SET close = k.last_close * (1 + 0.002 * k.back),
-            open = k.last_close * (1.001 + 0.002 * k.back), high = k.last_close * (1.002 + 0.002 * k.back),
-            low = k.last_close * (0.999 + 0.002 * k.back)
-        FROM k WHERE b.symbol = k.symbol AND b.session_date = k.session_date""")
+    steady_decline(dsn)
     _rows(dsn, """UPDATE raw.daily_bars SET high = low - 1
                   WHERE symbol = 'NVDA' AND session_date = (SELECT max(session_date) FROM raw.daily_bars)""")
     state, tasks = run_dag("market_data_models", {"sessions": 40})

@@ -16,6 +16,7 @@ import httpx
 import psycopg2
 import pytest
 
+from tests.dags.bars import steady_decline
 from tests.dags.scheduler_stack import SchedulerStack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1200)]  # the stack starts in the first test
@@ -108,15 +109,7 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     at = calendar.session(session).open + timedelta(hours=1)
     last = calendar.previous_session(session)
     load_simulator_bars(dsn, SYMBOLS, 260, start=calendar.sessions_back(last, 259))
-    _rows(dsn, """
-        WITH k AS (SELECT symbol, session_date,
-                          count(*) OVER (PARTITION BY symbol ORDER BY session_date DESC) - 1 AS back,
-                          first_value(close) OVER (PARTITION BY symbol ORDER BY session_date DESC) AS last_close
-                   FROM raw.daily_bars)
-        UPDATE raw.daily_bars b SET close = k.last_close * (1 + 0.002 * k.back),
-            open = k.last_close * (1.001 + 0.002 * k.back), high = k.last_close * (1.002 + 0.002 * k.back),
-            low = k.last_close * (0.999 + 0.002 * k.back)
-        FROM k WHERE b.symbol = k.symbol AND b.session_date = k.session_date""")
+    steady_decline(dsn)
     build_mart(dsn, work / "dbt-target", select="+fct_latest_features")
     with db.connection(dsn) as conn:
         from include.quality.verdicts import ensure_schema
