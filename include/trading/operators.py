@@ -3,16 +3,15 @@ risk + orders through the intent ledger. Each returns its typed output (``includ
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from include.tracking.links import START_TASK_ID
+
+if TYPE_CHECKING:
+    from include.risk.limits import RiskLimits
 
 RUN_XCOM_KEY = "trading_run"  # the TradingRun an operator started (no start_mlflow_run task in the DAG)
 QUOTE_FIELDS = ("last", "bid", "ask", "quote_at", "captured_at")
@@ -185,30 +184,25 @@ class OrderPlacementOperator(TradingOperator):
             raise AirflowFailException(f"{self.task_id}: dry_run=False, but this run is a dry run: trigger it with "
                                        '{"dry_run": false, "mode": "paper"} (live needs the strategy in live mode)')
         signals, features, market = (m.model_copy(update={"run": run}) for m in (signals, features, market))
-        with tightened_limits(run.strategy_id, self.min_confidence, self.max_position_size) as changed:
-            if changed:
-                self.log.info("risk limits tightened for this task: %s", changed)
-                if self.track_mlflow:
-                    from include.tracking import RunLogger
+        limits, changed = tightened_limits(run.strategy_id, self.min_confidence, self.max_position_size)
+        if changed:
+            self.log.info("risk limits tightened for this task: %s", changed)
+            if self.track_mlflow:
+                from include.tracking import RunLogger
 
-                    RunLogger(run.mlflow_run_id).set_tags({"risk_overrides": changed})
-            risk = tasks.assess_risk(signals, market, features, context)
-            with guide_metrics("place_orders", run, enabled=self.track_mlflow):
-                orders = tasks.place_orders(risk, context)
+                RunLogger(run.mlflow_run_id).set_tags({"risk_overrides": changed})
+        risk = tasks.assess_risk(signals, market, features, context, limits=limits)
+        with guide_metrics("place_orders", run, enabled=self.track_mlflow):
+            orders = tasks.place_orders(risk, context, limits=limits)
         return orders.model_dump(mode="json")
 
 
-@contextmanager
 def tightened_limits(strategy_id: int, min_confidence: float | None,
-                     max_position_size: float | None) -> Iterator[dict[str, float]]:
-    """The strategy's risk limits, stricter where the operator asks for it, for the code inside the block.
-
-    The task bodies read the limits from the strategies file themselves, so this points $STRATEGIES_FILE at a
-    copy with the stricter limits and restores it afterwards (one task per process; dag.test() runs tasks in
-    turn). Yields the changed limits (empty: the strategy's own were already as strict)."""
-    import yaml
-
-    from include.config import get_strategy, load_strategies
+                     max_position_size: float | None) -> tuple[RiskLimits, dict[str, float]]:
+    """The strategy's risk limits, stricter where the operator asks for it (never looser), validated like the
+    strategies file, and what changed (empty: the strategy's own were already as strict)."""
+    from include.config import get_strategy
+    from include.risk.limits import RiskLimits
 
     limits = get_strategy(strategy_id).risk
     changed: dict[str, float] = {}
@@ -217,23 +211,4 @@ def tightened_limits(strategy_id: int, min_confidence: float | None,
     if max_position_size is not None and max_position_size < limits.max_position_notional:
         changed["max_position_notional"] = max_position_size
         changed["max_order_notional"] = min(limits.max_order_notional, max_position_size)
-    if not changed:
-        yield {}
-        return
-    document = {"version": 1, "strategies": [
-        {**c.model_dump(mode="json"), **({"risk": {**c.risk.model_dump(mode="json"), **changed}}
-                                         if c.id == strategy_id else {})}
-        for c in load_strategies()]}  # fmt: skip
-    previous = os.environ.get("STRATEGIES_FILE")
-    with tempfile.TemporaryDirectory(prefix="strategies-") as folder:
-        path = Path(folder) / "strategies.yaml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        os.environ["STRATEGIES_FILE"] = str(path)
-        try:
-            get_strategy(strategy_id)  # validates the stricter limits before any order is assessed
-            yield changed
-        finally:
-            if previous is None:
-                os.environ.pop("STRATEGIES_FILE", None)
-            else:
-                os.environ["STRATEGIES_FILE"] = previous
+    return RiskLimits.model_validate({**limits.model_dump(), **changed}), changed

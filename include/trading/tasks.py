@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.settings import load_settings
 from include.trading.context import (
@@ -25,6 +25,9 @@ from include.trading.context import (
     TradingRun,
     finite_row,
 )
+
+if TYPE_CHECKING:
+    from include.risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
 MLFLOW_SECONDS_KEY = "mlflow_seconds"  # XCom: time each task spent logging (the end task totals it)
@@ -297,7 +300,8 @@ def _usable_prices(market: MarketView, max_age_s: float, now: datetime) -> tuple
     return prices, notes
 
 
-def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, context: Any) -> RiskOutcome:
+def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, context: Any,
+                limits: RiskLimits | None = None) -> RiskOutcome:
     """Every limit on every BUY/SELL, against positions AND working orders; approved orders carry quantity and limit
     price; every veto its reason. A symbol with bad data is vetoed whatever its signal."""
     from include.config import get_strategy
@@ -321,9 +325,10 @@ def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, co
         from include.alerts.events import protection_alerts
 
         protection_alerts(live.new, strategy=strategy, mode=run.mode, dag_id=run.dag_id, run_id=run.run_id)
-    prices, notes = _usable_prices(market, strategy.risk.max_quote_age_seconds, settings.now())
+    limits = limits or strategy.risk  # an operator may pass stricter limits (never looser: see operators.py)
+    prices, notes = _usable_prices(market, limits.max_quote_age_seconds, settings.now())
     report = assess(
-        signals.signals, limits=strategy.risk, mode=run.mode, account_id=market.account,
+        signals.signals, limits=limits, mode=run.mode, account_id=market.account,
         trading_state=read_state(dsn).state, positions=market.positions, working=market.working,
         last_prices=prices, price_notes=notes, orders_today=today, verdicts=features.verdicts,
         market_open=True if run.ignore_market_hours else None, now=settings.now(),
@@ -358,7 +363,7 @@ def assess_risk(signals: SignalSet, market: MarketView, features: FeatureSet, co
                        verdicts=features.verdicts, missing=features.missing)
 
 
-def place_orders(risk: RiskOutcome, context: Any) -> OrderOutcome:
+def place_orders(risk: RiskOutcome, context: Any, limits: RiskLimits | None = None) -> OrderOutcome:
     """Approved decisions -> order intents, one per (strategy, symbol, session, mode), persisted before submission
     (cOID = intent id) and re-checked right before it (``SubmissionChecks``). dry_run records them as simulated and
     never calls an order endpoint. Rejected/failed/unknown intents of this run fail the task (and alert once each);
@@ -382,7 +387,7 @@ def place_orders(risk: RiskOutcome, context: Any) -> OrderOutcome:
     failure: OrderExecutionError | None = None
     try:
         if run.mode == "dry_run" or not plans:
-            gate = SubmissionChecks(run, strategy.risk, now=settings.now)
+            gate = SubmissionChecks(run, limits or strategy.risk, now=settings.now)
             report = execute_intents(plans, ctx, dsn=dsn, gate=gate)
         else:
             from include.ibkr.hook import IBKRHook
@@ -393,7 +398,7 @@ def place_orders(risk: RiskOutcome, context: Any) -> OrderOutcome:
                 client.ensure_session()
                 with connection(dsn) as conn:  # conids fetch_market_data (or ingestion) resolved: no second look-up
                     known = seed_contracts(client, conn, [p.symbol for p in plans])
-                gate = SubmissionChecks(run, strategy.risk, now=settings.now, broker=client)
+                gate = SubmissionChecks(run, limits or strategy.risk, now=settings.now, broker=client)
                 gate.prefetch_quotes(list(known.values()))  # one snapshot request for the batch
                 report = execute_intents(plans, ctx, dsn=dsn, broker=client, gate=gate)
     except OrderExecutionError as exc:

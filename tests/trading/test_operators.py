@@ -48,17 +48,15 @@ def test_order_operator_parameters():
         OrderPlacementOperator(task_id="p", max_position_size=0)
 
 
-def test_limits_are_tightened_for_the_block_only(monkeypatch):
+def test_limits_are_tightened_and_passed_not_written_anywhere(monkeypatch):
     monkeypatch.delenv("STRATEGIES_FILE", raising=False)
     own = get_strategy(1).risk
-    with tightened_limits(1, min_confidence=0.95, max_position_size=1000) as changed:
-        assert changed == {"min_confidence": 0.95, "max_position_notional": 1000,
-                           "max_order_notional": min(own.max_order_notional, 1000)}
-        inside = get_strategy(1).risk  # what tasks.assess_risk and place_orders read
-        assert inside.min_confidence == 0.95 and inside.max_position_notional == 1000
-        assert inside.max_order_notional <= 1000 and inside.price_collar_pct == own.price_collar_pct
-        assert get_strategy(2).risk == get_strategy(2).risk  # the other strategies are still there
-    assert "STRATEGIES_FILE" not in os.environ and get_strategy(1).risk == own
+    limits, changed = tightened_limits(1, min_confidence=0.95, max_position_size=1000)
+    assert changed == {"min_confidence": 0.95, "max_position_notional": 1000,
+                       "max_order_notional": min(own.max_order_notional, 1000)}
+    assert limits.min_confidence == 0.95 and limits.max_position_notional == 1000
+    assert limits.max_order_notional <= 1000 and limits.price_collar_pct == own.price_collar_pct
+    assert "STRATEGIES_FILE" not in os.environ and get_strategy(1).risk == own  # the strategy itself is unchanged
 
 
 def test_looser_limits_change_nothing(monkeypatch, tmp_path):
@@ -67,9 +65,7 @@ def test_looser_limits_change_nothing(monkeypatch, tmp_path):
                       " signal: {model: rsi_mean_reversion}, risk: {min_confidence: 0.8, max_position_notional: 3000,"
                       " max_order_notional: 1000}}\n")
     monkeypatch.setenv("STRATEGIES_FILE", str(custom))
-    with tightened_limits(9, min_confidence=0.7, max_position_size=9000) as changed:
-        assert changed == {}  # the operator's defaults never loosen a stricter strategy
-        assert os.environ["STRATEGIES_FILE"] == str(custom)
-    with tightened_limits(9, min_confidence=0.9, max_position_size=None) as changed:
-        assert changed == {"min_confidence": 0.9} and get_strategy(9).risk.max_position_notional == 3000
-    assert os.environ["STRATEGIES_FILE"] == str(custom)  # restored
+    limits, changed = tightened_limits(9, min_confidence=0.7, max_position_size=9000)
+    assert changed == {} and limits == get_strategy(9).risk  # the operator's defaults never loosen a strategy
+    limits, changed = tightened_limits(9, min_confidence=0.9, max_position_size=None)
+    assert changed == {"min_confidence": 0.9} and limits.max_position_notional == 3000
