@@ -9,6 +9,7 @@ import uuid
 from datetime import date
 from types import SimpleNamespace
 
+import psycopg2
 import pytest
 
 from include.config import get_strategy
@@ -44,7 +45,7 @@ def _signals(stub, symbols=("TSLA", "NVDA", "AMD")):
         strategy.close()
 
 
-def test_one_trace_per_symbol_in_the_strategy_run(stub, strategy_run):
+def test_one_trace_per_symbol_in_the_strategy_run(stub, strategy_run, clean_db):
     from include.tracking import client
 
     signals = _signals(stub)
@@ -87,6 +88,12 @@ def test_one_trace_per_symbol_in_the_strategy_run(stub, strategy_run):
                                limit_price=250.5, last_price=250.0, position_before=0.0, to_dict=dict)
     plan = OrderPlan.from_decision(decision, session_date=DAY, signal=signals[0])
     assert plan.signal["trace_id"] == signals[0].trace_id
+    from include.execution import RunContext, execute_intents
+
+    execute_intents([plan], RunContext("ibkr_trading_strategy", "manual__traced", "dry_run"), dsn=clean_db)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status, signal->>'trace_id' FROM trading.order_intents")
+        assert cur.fetchall() == [("simulated", signals[0].trace_id)]  # the intent leads back to its LLM trace
 
 
 def test_a_failed_call_is_a_traced_hold(stub, strategy_run):
