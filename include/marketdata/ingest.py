@@ -1,7 +1,6 @@
 """Ingestion steps the DAGs call: resolve contracts, fetch and stage bars, load them symbol by symbol, snapshots.
 
-No Airflow imports: tasks pass in an ``IBKRClient``, a DSN and a run id, so the same code runs in
-the DAGs, the benchmark and the tests. A symbol's own failure (unknown ticker, bad bars) is isolated to it.
+No Airflow imports, and how a symbol's failure stays its own: docs/ingestion.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """COPY + upsert loaders for raw market data. Every load is one transaction; re-runs are idempotent.
 
-Daily bars go in two steps: per-symbol tasks COPY their bars into ``staging.daily_bars`` (keyed by run id),
-then the load upserts them, one transaction per symbol (``upsert_staged_symbol``: one bad symbol never holds
-back the others) or one for a whole batch (``upsert_staged_bars``). Unchanged rows are not rewritten (the
-upsert's WHERE skips identical values). A symbol's first load skips both: ``load_first_bar_columns`` COPYs it
-straight into ``raw.daily_bars`` (COPY BINARY built from the parsed columns).
+Staging, per-symbol upserts and the first-load shortcut: docs/ingestion.md ("Loaders").
 """
 
 from __future__ import annotations

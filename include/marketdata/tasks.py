@@ -1,8 +1,6 @@
 """Task bodies for the ingestion DAGs: read the Airflow context, call ``ingest``, return summaries.
 
-A symbol that fails (unknown ticker, bad bars: for good, no retry; gateway faults: after the task's retries) fails
-only itself: the others load, and ``check_symbols`` ends the run failed (or, with ``on_symbol_error`` warn,
-successful) with one alert naming every symbol that did not load and why.
+What a failing symbol does to the run (retries, ``check_symbols``, ``on_symbol_error``): docs/ingestion.md.
 """
 
 from __future__ import annotations

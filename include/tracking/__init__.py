@@ -1,7 +1,6 @@
 """MLflow tracking helpers: one run per DAG run, resumed by id in every task (``mlflow`` imported lazily).
 
-Typical wiring: ``start_mlflow_run`` returns ``start_run(...)``; later tasks log with
-``RunLogger(run_id)``; the last one calls ``end_run`` (or ``record_data_run`` for the data DAG).
+Typical wiring (``start_run`` -> ``RunLogger`` -> ``end_run``): docs/tracking.md.
 """
 
 from include.tracking.data_run import DEFAULT_DATA_EXPERIMENT, data_experiment, record_data_run

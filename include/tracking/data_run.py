@@ -1,7 +1,6 @@
 """``record_data_run``: the market-data DAG's run in MLflow in one call (params, row counts, checks, samples).
 
-Experiment ``ibkr-stock-data`` (``MLFLOW_DATA_EXPERIMENT``). Samples are CSVs of the first rows of each
-mart, from a DataFrame or a SQL query run read-only on the market database.
+Experiment and samples: docs/tracking.md ("The market-data run").
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """MLflow UI URLs and the XCom contract behind the "MLflow run" extra link (no mlflow import here).
 
-The first task of a DAG run pushes the MLflow run id under XCom key ``mlflow_run_id`` (or returns it
-from a task named ``start_mlflow_run``); ``plugins/mlflow_link_plugin.py`` reads it back.
+The XCom key and who reads it back: docs/tracking.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """``RunLogger``: params, metrics, tags and artifacts bound to one MLflow run id.
 
-Any task process can log to a run it did not start: it only needs the run id (from XCom). Params,
-metrics and tags go out in as few ``log_batch`` calls as MLflow's limits allow.
+Logging from any process and batching: docs/tracking.md ("Logger").
 """
 
 from __future__ import annotations

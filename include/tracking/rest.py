@@ -1,8 +1,6 @@
-"""MLflow's tracking REST API over httpx, for http(s) tracking URIs: a task that only logs a metric or a JSON file
-pays a few requests, not ``import mlflow`` and a client start-up. Other URIs (sqlite, databricks) use MlflowClient.
+"""MLflow's tracking REST API over httpx, for http(s) tracking URIs (other URIs use MlflowClient).
 
-Artifacts: ``file://`` run roots are written like MLflow's local repository does, ``mlflow-artifacts:`` roots go
-through the server's artifact proxy; any other root (s3, ...) falls back to MlflowClient for that call.
+Why, and how artifact roots are handled: docs/tracking.md ("REST client").
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """One MLflow run per DAG run: start (or resume) it by explicit ids, end it with the Airflow outcome.
 
-Run name ``<dag_id>__<run_id>``; tags ``dag_id``, ``run_id``, ``try_number``, ``git_sha``,
-``dbt_manifest_sha256``. A retried or cleared task finds the DAG run's MLflow run by those tags
-instead of opening a second one.
+Run name, tags and how a retried task finds its run: docs/tracking.md ("Runs").
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Where runs go: the tracking URI, an explicit artifact root for local stores, one client per process.
 
-Every Airflow task is its own process, so nothing here relies on MLflow's per-process "active run":
-callers pass run ids. ``mlflow`` is imported inside functions only (DAG files import this package).
+Why nothing relies on MLflow's "active run", and lazy imports: docs/tracking.md ("Store").
 """
 
 from __future__ import annotations
