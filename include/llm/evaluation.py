@@ -166,14 +166,27 @@ def evaluate_prompt(config: StrategyConfig, chat: ChatClient, history: History, 
     return {"run_id": run_id, "prompt_uri": prompt.uri, "metrics": metrics, "decisions": len(decisions)}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Evaluate a configured LLM strategy on the mart (MARKET_DB_URL, MLFLOW_TRACKING_URI, the llm connection)."""
+def run_evaluation(strategy_id: int, *, prompt_version: int | None = None, symbols: Sequence[str] | None = None,
+                   sessions: int = 20, horizon: int = 5) -> dict[str, Any]:
+    """Evaluate a configured LLM strategy on the mart (MARKET_DB_URL, MLFLOW_TRACKING_URI, its llm connection):
+    what ``python -m include.llm.evaluation`` and the ``evaluate_llm_strategy`` DAG run."""
     from include.backtest.engine import load_history
     from include.config import get_strategy
     from include.llm.connection import load_endpoint
     from include.marketdata.db import connection
     from include.settings import load_settings
 
+    config = get_strategy(strategy_id)
+    if config.signal.model != "llm":
+        raise ValueError(f"strategy {strategy_id} ({config.name}) is a {config.signal.model} strategy, not llm")
+    with connection(load_settings().require_market_db_url()) as conn:
+        history = load_history(conn, list(symbols or config.symbols))
+    endpoint = load_endpoint(config.signal.connection_id)
+    return evaluate_prompt(config, endpoint.client(), history, prompt_version=prompt_version, horizon=horizon,
+                           sessions=sessions)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--strategy-id", type=int, default=4)
     parser.add_argument("--prompt-version", type=int)
@@ -181,13 +194,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--horizon", type=int, default=5)
     args = parser.parse_args(argv)
-    config = get_strategy(args.strategy_id)
-    with connection(load_settings().require_market_db_url()) as conn:
-        history = load_history(conn, args.symbols or config.symbols)
-    endpoint = load_endpoint(config.signal.connection_id)
-    out = evaluate_prompt(config, endpoint.client(), history, prompt_version=args.prompt_version,
-                          horizon=args.horizon, sessions=args.sessions)
-    print(out)
+    print(run_evaluation(args.strategy_id, prompt_version=args.prompt_version, symbols=args.symbols,
+                         sessions=args.sessions, horizon=args.horizon))
 
 
 if __name__ == "__main__":
