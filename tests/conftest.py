@@ -6,6 +6,7 @@ pgserver cluster started for the session. Each session works in a database of it
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -170,6 +171,9 @@ def dagbag(airflow_db: Path) -> object:
     return bag
 
 
+_PARAM_DEFAULTS: dict[str, dict] = {}
+
+
 @pytest.fixture
 def run_dag(dagbag: object):
     """Run a DAG with ``dag.test()``; returns (state, {task_id or task_id[map_index]: state}).
@@ -181,7 +185,10 @@ def run_dag(dagbag: object):
         dag = dagbag.dags[dag_id]
         for task in dag.tasks:
             task.retries = 0
-        dr = dag.test(run_conf=conf)
+        # dag.test() writes a run's conf into the DAG's params, so the next run would inherit it (e.g. an earlier
+        # test's symbols): every run starts from the params as the DAG file defined them.
+        defaults = _PARAM_DEFAULTS.setdefault(dag_id, copy.deepcopy(dag.params.dump()))
+        dr = dag.test(run_conf={**copy.deepcopy(defaults), **(conf or {})})
         states = {}
         for ti in dr.get_task_instances():
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
