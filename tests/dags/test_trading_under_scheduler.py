@@ -1,7 +1,6 @@
-"""Order safety under the real scheduler (LocalExecutor, one process per task), in paper mode against the simulator,
-counting orders in the simulator's book: concurrent runs, a re-trigger after fills, the strategy's own DAG beside
-``ibkr_trading_strategy``, a rejection followed by a clear, an all-HOLD run, and a HALT set while ``place_orders``
-waits for its pool. Each case ends with the orders one clean run would place (often none)."""
+"""Order safety under the real scheduler (LocalExecutor, one process per task), paper mode, orders counted in the
+simulator's book: concurrent runs, a re-trigger after fills, both DAGs of a strategy, a rejection and a clear, an
+all-HOLD run, two strategies selling one position, a symbol without a verdict, and HALT while orders wait."""
 
 from __future__ import annotations
 
@@ -20,8 +19,10 @@ from tests.dags.bars import steady_decline
 from tests.dags.scheduler_stack import SchedulerStack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1200)]  # the stack starts in the first test
-SYMBOLS = ["AAPL", "MSFT"]
+SYMBOLS = ["AAPL", "MSFT", "JPM", "NVDA"]
+VERIFIED = ["AAPL", "MSFT", "JPM"]  # NVDA gets no quality verdict for the data session (a stopped quality run)
 LIMITS = "risk: {max_order_notional: 2000, max_position_notional: 5000, price_collar_pct: 0.2}"  # bars rewritten below
+SELL_ALL = "risk: {max_order_notional: 5000, max_position_notional: 5000, price_collar_pct: 0.2}"  # 8 JPM in one
 # The bars are rewritten into a steady decline (RSI 0): the RSI strategies get a BUY of confidence 1 for every
 # symbol; the SMA crossover sees no cross: HOLD.
 # sched_reject's limit is 5 % through the market: IBKR asks o163 (price far from the market), which this stack does
@@ -35,6 +36,12 @@ strategies:
       signal: {{model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}}}}
   - {{id: 33, name: sched_reject, symbols: [MSFT], schedule: "@daily", mode: paper,
       risk: {{max_order_notional: 2000, max_position_notional: 5000, price_collar_pct: 0.2, limit_offset_pct: 0.05}},
+      signal: {{model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}}}}
+  - {{id: 35, name: sched_sell_a, symbols: [JPM], schedule: "@daily", mode: paper, {SELL_ALL},
+      signal: {{model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}}}}
+  - {{id: 36, name: sched_sell_b, symbols: [JPM], schedule: "@daily", mode: paper, {SELL_ALL},
+      signal: {{model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}}}}
+  - {{id: 37, name: sched_stale, symbols: [NVDA], schedule: "@daily", mode: paper, {LIMITS},
       signal: {{model: rsi_mean_reversion, oversold: 30, overbought: 70, full_confidence_distance: 15}}}}
   - {{id: 34, name: sched_hold, symbols: [AAPL, MSFT], schedule: "@daily", mode: paper, {LIMITS},
       signal: {{model: sma_crossover, fast: sma_20, slow: sma_50, full_confidence_atr: 0.25}}}}
@@ -110,6 +117,13 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     last = calendar.previous_session(session)
     load_simulator_bars(dsn, SYMBOLS, 260, start=calendar.sessions_back(last, 259))
     steady_decline(dsn)
+    # JPM rises steadily instead (RSI 100): the two sched_sell strategies both want to SELL the 8 shares held.
+    _rows(dsn, """UPDATE raw.daily_bars b SET close = k.c * (1 - 0.002 * k.back), open = k.c * (0.999 - 0.002 * k.back),
+                      high = k.c * (1.001 - 0.002 * k.back), low = k.c * (0.998 - 0.002 * k.back)
+                  FROM (SELECT session_date, count(*) OVER (ORDER BY session_date DESC) - 1 AS back,
+                               first_value(close) OVER (ORDER BY session_date DESC) AS c
+                        FROM raw.daily_bars WHERE symbol = 'JPM') k
+                  WHERE b.symbol = 'JPM' AND b.session_date = k.session_date""")
     build_mart(dsn, work / "dbt-target", select="+fct_latest_features")
     with db.connection(dsn) as conn:
         from include.quality.verdicts import ensure_schema
@@ -120,11 +134,12 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     _rows(dsn, """INSERT INTO quality.symbol_verdicts (run_key, symbol, verdict, reasons, range_start, range_end,
                       bars, last_session, failed_checks, warned_checks)
                   SELECT 'scheduler-test', s, 'pass', '[]', %s, %s, 260, %s, 0, 0 FROM unnest(%s::text[]) s""",
-          (calendar.sessions_back(last, 59), last, last, SYMBOLS))
+          (calendar.sessions_back(last, 59), last, last, VERIFIED))
     (work / "strategies.yaml").write_text(STRATEGIES)
     mlflow_uri = f"sqlite:///{work / 'mlflow.db'}"
     with SimulatorServer(SimulatorConfig(fill_mode="immediate")) as sim, ThreadedServer(receiver_app()) as hooks:
         httpx.post(f"{sim.admin_url}/clock", json={"now": at.isoformat(), "running": True}).raise_for_status()
+        httpx.post(f"{sim.admin_url}/positions", json={"symbol": "JPM", "qty": 8, "avg_cost": 150}).raise_for_status()
         env = {
             "MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn, "IBKR_GATEWAY_URL": sim.base_url,
             "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(sim.base_url),
@@ -138,6 +153,7 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         try:
             stack.start()
             for dag_id in (TRADE, "strategy_sched_buy", "strategy_sched_halt", "strategy_sched_reject",
+                           "strategy_sched_sell_a", "strategy_sched_sell_b", "strategy_sched_stale",
                            "strategy_sched_hold"):
                 stack.dag_ready(dag_id)
             yield World(stack, sim, dsn, session, mlflow_uri)
@@ -158,6 +174,9 @@ def first_wave(world: World) -> dict[str, tuple[str, str]]:
         "own_dag": ("strategy_sched_buy", stack.trigger("strategy_sched_buy", {}, "manual__sched_own")),
         "reject": ("strategy_sched_reject", stack.trigger("strategy_sched_reject", {}, "manual__sched_reject")),
         "hold": ("strategy_sched_hold", stack.trigger("strategy_sched_hold", {}, "manual__sched_hold")),
+        "sell_a": ("strategy_sched_sell_a", stack.trigger("strategy_sched_sell_a", {}, "manual__sched_sell_a")),
+        "sell_b": ("strategy_sched_sell_b", stack.trigger("strategy_sched_sell_b", {}, "manual__sched_sell_b")),
+        "stale": ("strategy_sched_stale", stack.trigger("strategy_sched_stale", {}, "manual__sched_stale")),
     }
     return {name: (dag_id, run_id, stack.wait_run(dag_id, run_id, timeout=420)) for name, (dag_id, run_id) in
             runs.items()}
@@ -202,6 +221,30 @@ def test_an_all_hold_paper_run_succeeds_with_no_order(world, first_wave):
     assert _rows(world.dsn, "SELECT count(*) FROM trading.order_intents WHERE strategy_id = '34'") == [(0,)]
 
 
+def test_two_strategies_selling_one_long_position_sell_it_once(world, first_wave):
+    for name in ("sell_a", "sell_b"):
+        dag_id, run_id, state = first_wave[name]
+        assert state == "success", (name, world.stack.task_states(dag_id, run_id))
+    from include.execution.models import make_intent_id
+
+    ids = {make_intent_id(sid, "JPM", world.session, "paper") for sid in (35, 36)}
+    book = httpx.get(f"{world.sim.admin_url}/orders", timeout=10).json()["orders"]
+    sells = [o for o in book if o.get("cOID") in ids]
+    # The first SELL closes the 8 shares; the other strategy finds nothing left (held - working SELLs): no short.
+    # (When both were approved by risk at the same moment, the re-check at submission refuses the second.)
+    assert [float(o["quantity"]) for o in sells] == [8.0], sells
+    refused = _rows(world.dsn, "SELECT status, last_error FROM trading.order_intents WHERE symbol = 'JPM'"
+                               " AND status NOT IN ('filled', 'acknowledged', 'submitted')")
+    assert all(status == "vetoed" and "short" in error for status, error in refused), refused
+
+
+def test_a_symbol_without_a_verdict_for_the_session_is_not_traded(world, first_wave):
+    dag_id, run_id, state = first_wave["stale"]
+    assert state == "success", world.stack.task_states(dag_id, run_id)  # a veto, not a failure: nothing to fix
+    assert world.orders(37) == {}
+    assert _rows(world.dsn, "SELECT count(*) FROM trading.order_intents WHERE strategy_id = '37'") == [(0,)]
+
+
 def test_halt_set_while_place_orders_waits_for_its_pool_sends_nothing(world, first_wave):
     from include.risk.state_store import change_state
 
@@ -220,6 +263,7 @@ def test_halt_set_while_place_orders_waits_for_its_pool_sends_nothing(world, fir
         ((status, error),) = _rows(world.dsn,
                                    "SELECT status, last_error FROM trading.order_intents WHERE strategy_id = '32'")
         assert status == "vetoed" and "HALTED" in error
-        assert len(world.alerts("order_vetoed")) == 1
+        assert [a["intent_id"] for a in world.alerts("order_vetoed") if a["strategy"] == "sched_halt"] == [
+            _rows(world.dsn, "SELECT intent_id FROM trading.order_intents WHERE strategy_id = '32'")[0][0]]
     finally:
         change_state(world.dsn, "ACTIVE", "test: resume", "test")
