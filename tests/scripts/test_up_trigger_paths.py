@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from scripts.screenshots import order_endpoint_requests
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "ibkr_trading_strategy"
@@ -44,15 +45,6 @@ BANNER = re.compile(r"Airflow UI : (?P<url>\S+)\s+login: (?P<user>[^ /]+) / (?P<
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + RUN_TIMEOUT)]
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _port_open(port: int) -> bool:
@@ -66,7 +58,7 @@ def stack():
     local = Path(tempfile.mkdtemp(prefix="up-", dir="/tmp"))  # short: PostgreSQL's socket path is limited
     dropped = ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL", "TEST_PG_ADMIN_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_TESTS_")) and k not in dropped}
-    pg, sim, api, mlflow, worker_logs, trigger_logs = _free_ports(6)
+    pg, sim, api, mlflow, worker_logs, trigger_logs = free_ports(6)
     env.update({"LOCAL_STACK_DIR": str(local), "EMBEDDED_PG_PORT": str(pg), "SIMULATOR_PORT": str(sim),
                 "AIRFLOW_PORT": str(api), "MLFLOW_PORT": str(mlflow),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from scripts.screenshots import order_endpoint_requests
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "market_data_models"
@@ -51,15 +51,6 @@ def _chromium_or_skip() -> None:
         pytest.skip(f"Chromium is not installed and cannot be installed here: {install.stderr.strip()[-500:]}")
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _isolated_env(local: Path) -> dict[str, str]:
@@ -67,7 +58,7 @@ def _isolated_env(local: Path) -> dict[str, str]:
     dropped = ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "MLFLOW_TRACKING_URI", "TEST_PG_ADMIN_URL")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "_TESTS_")) and k not in dropped}  # fmt: skip
-    pg, sim, airflow, mlflow, worker_logs, trigger_logs = _free_ports(6)
+    pg, sim, airflow, mlflow, worker_logs, trigger_logs = free_ports(6)
     env.update({
         "LOCAL_STACK_DIR": str(local), "EMBEDDED_PG_PORT": str(pg), "SIMULATOR_PORT": str(sim),
         "AIRFLOW_PORT": str(airflow), "MLFLOW_PORT": str(mlflow),
