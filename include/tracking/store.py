@@ -129,8 +129,7 @@ def ensure_experiment(name: str, *, tracking_uri: str | None = None) -> str:
     mlflow_client = client(uri)
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
-        root = artifact_root(uri)
-        location = f"{root.rstrip('/')}/{_UNSAFE_PATH.sub('_', name)}" if root else None
+        location = _artifact_location(artifact_root(uri), name)
         try:
             return mlflow_client.create_experiment(name, artifact_location=location)
         except MlflowException as exc:
@@ -144,12 +143,17 @@ def ensure_experiment(name: str, *, tracking_uri: str | None = None) -> str:
     return experiment.experiment_id
 
 
+def _artifact_location(root: str | None, name: str) -> str | None:
+    """The experiment's artifact folder under the store's root (None: the server's default)."""
+    return f"{root.rstrip('/')}/{_UNSAFE_PATH.sub('_', name)}" if root else None
+
+
 def _ensure_experiment_rest(api: RestTracking, name: str, root: str | None) -> str:
     from include.tracking.rest import RestError
 
     experiment = api.experiment_by_name(name)
     if experiment is None:
-        location = f"{root.rstrip('/')}/{_UNSAFE_PATH.sub('_', name)}" if root else None
+        location = _artifact_location(root, name)
         try:
             return api.create_experiment(name, location)
         except RestError as exc:
