@@ -264,17 +264,18 @@ def generate_signals(features: FeatureSet, context: Any) -> SignalSet:
 def render_charts(signals: SignalSet, context: Any) -> list[str]:
     """A PNG per symbol (candles, SMA/Bollinger, volume, RSI, MACD, the signal), logged under charts/."""
     from include.marketdata.db import connection
-    from include.trading.charts import load_history, render_chart
+    from include.trading.charts import ChartRenderer, load_history
 
     run = signals.run
     folder = _charts_dir(run)
     made = []
+    renderer = ChartRenderer()
     with connection(load_settings().require_market_db_url()) as conn:
         for signal in signals.signals:
             rows = load_history(conn, signal["symbol"])
             if rows:
-                made.append(render_chart(signal["symbol"], rows, {**signal, "strategy": run.strategy},
-                                         folder / f"{signal['symbol']}.png"))
+                made.append(renderer.render(signal["symbol"], rows, {**signal, "strategy": run.strategy},
+                                            folder / f"{signal['symbol']}.png"))
     with _mlflow(context, run) as mlflow_log:
         for path in made:
             mlflow_log.log_file(path, "charts")

@@ -1,6 +1,6 @@
 """The trading DAG's shape, shared by ``ibkr_trading_strategy`` (any strategy, chosen by conf) and the
 one-DAG-per-strategy factory: MLflow run -> environment -> market open -> IBKR auth -> market data ->
-features + verdicts -> signals -> risk -> orders (charts beside them) -> end MLflow run -> cleanup."""
+features + verdicts -> signals -> risk -> orders -> charts -> end MLflow run -> cleanup."""
 
 from __future__ import annotations
 
@@ -110,10 +110,14 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
                 return tasks.generate_signals(feature_set, get_current_context()).model_dump(mode="json")
 
         @task
-        def render_charts(signals: dict) -> list:
+        def render_charts(signals: dict | None = None) -> list:
             from include.trading import tasks
             from include.trading.context import SignalSet
 
+            if signals is None:  # no signals (a failed or skipped step): nothing to chart
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException("no signals to chart")
             return tasks.render_charts(SignalSet.model_validate(signals), get_current_context())
 
         @task
@@ -158,9 +162,12 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
         ibkr_auth >> backfill_symbols(run) >> features  # symbols with no data yet get it first
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
-        # Charts branch off the signals and join here: rendering 100 PNGs must not delay (or block) the orders.
+        # Charts come after the orders (rendering 100 PNGs must not delay them, on dag.test()'s serial path or on
+        # a busy worker), whatever the orders did. place_orders decides the run's state; a failed chart task still
+        # alerts and marks the MLflow run FAILED (end_mlflow_run reads every task's state).
+        charts.as_teardown(setups=run)
         end = end_mlflow_run(run).as_teardown(setups=run)
-        [orders, charts] >> end >> cleanup(run).as_teardown(setups=run)
+        orders >> charts >> end >> cleanup(run).as_teardown(setups=run)
     return dag
 
 

@@ -99,6 +99,29 @@ def test_dry_run_records_simulated_intents_and_vetoes_bad_data(run_dag, market, 
                                               for v in nvda["vetoes"]), nvda["vetoes"]
 
 
+def test_charts_render_after_the_orders_and_a_chart_failure_is_loud_without_undoing_them(run_dag, market,
+                                                                                        monkeypatch):
+    from include.trading.charts import ChartRenderer
+    from include.trading.workflow import build_trading_dag, trading_params
+
+    dag = build_trading_dag("shape_check", schedule=None, params=trading_params(), doc_md="")
+    assert {"place_orders", "generate_signals"} <= dag.get_task("render_charts").upstream_task_ids
+
+    def broken(self, symbol, rows, signal, path):
+        raise RuntimeError(f"chart of {symbol}: disk full")
+
+    monkeypatch.setattr(ChartRenderer, "render", broken)
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 7, "symbols": ["TSLA", "NVDA"], "dry_run": True,
+                                    "ignore_market_hours": True})
+    # place_orders decides the run (the decision stands); the chart task fails, alerts and fails the MLflow run
+    assert state == "success" and tasks["place_orders"] == "success" and tasks["render_charts"] == "failed", tasks
+    assert _rows(market, "SELECT symbol, status FROM trading.order_intents") == [("TSLA", "simulated")]
+    _, run = _mlflow_run()
+    assert run.info.status == "FAILED" and "render_charts" in run.data.tags.get("failed_tasks", ""), run.data.tags
+    alerts = _rows(market, "SELECT summary FROM ops.alerts WHERE event = 'task_failure'")
+    assert any("render_charts" in summary for (summary,) in alerts), alerts
+
+
 def open_market_clock(dsn, simulator, monkeypatch):
     """TRADING_CLOCK (and the simulator's clock) one hour into the session after the last bar: the market is open,
     the bars' last session is the last completed one, and quotes are fresh."""
