@@ -288,6 +288,17 @@ def test_live_orders_preflight_then_data() -> None:
     assert order.order_id == 7 and len(calls) == 2
 
 
+
+def test_live_orders_trusts_a_complete_empty_snapshot() -> None:
+    """``"snapshot": true`` says nothing is held back: an empty first answer is final (no second call, which
+    IBKR's 1 req/5 s pacing of this endpoint would delay)."""
+    calls: list[httpx.Request] = []
+    handler = responder(httpx.Response(200, json={"orders": [], "snapshot": True}), calls=calls)
+    with make_client(handler) as client:
+        assert client.live_orders(preflight_wait_s=5) == []
+    assert len(calls) == 1
+
+
 # ------------------------------------------------------------------ market data
 def test_snapshot_preflight_then_data_and_missing_symbol() -> None:
     populated = [{"conid": 265598, "_updated": 1712596911593, "31": "168.42", "server_id": "q1"}]

@@ -235,10 +235,14 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             except E.IBKRError as exc:
                 log.warning("ssodh/init failed (%s); trying /iserver/reauthenticate", exc)
                 self.reauthenticate()
-            _time.sleep(reauth_wait_s)  # the brokerage bridge takes a moment to come up
-            status = self.auth_status()
-            if status.competing:
-                raise E.CompetingSessionError(endpoint="/iserver/auth/status")
+            deadline = _time.monotonic() + reauth_wait_s
+            while True:  # the brokerage bridge takes a moment to come up: poll it for up to reauth_wait_s
+                _time.sleep(min(0.25, max(deadline - _time.monotonic(), 0.0)))
+                status = self.auth_status()
+                if status.competing:
+                    raise E.CompetingSessionError(endpoint="/iserver/auth/status")
+                if (status.authenticated and status.connected) or _time.monotonic() >= deadline:
+                    break
         if not (status.authenticated and status.connected):
             detail = f" (gateway says {status.message!r})" if status.message else ""
             raise E.NoBridgeError(

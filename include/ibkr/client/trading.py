@@ -197,7 +197,8 @@ class TradingMixin:
         with self._lock:
             first, self._live_orders_seen = not self._live_orders_seen, True
         empty = not (payload.get("orders") if isinstance(payload, dict) else payload)
-        if (isinstance(payload, dict) and payload.get("snapshot") is False) or (first and empty):
+        complete = payload.get("snapshot") if isinstance(payload, dict) else None  # true: nothing is held back
+        if complete is False or (complete is None and first and empty):
             _time.sleep(preflight_wait_s)  # §8.3 pre-flight: the first call may come back empty
             payload = self._request("GET", "/iserver/account/orders", params=params)
         return PO.parse_live_orders(payload)
