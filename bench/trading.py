@@ -87,6 +87,10 @@ def _child() -> None:
     dr = bag.dags["market_data_models"].test(run_conf={"sessions": 60})
     print(f"setup: market_data_models (dbt + GX) {dr.state} in {time.perf_counter() - started:.1f} s", flush=True)
     _open_market_clock()
+    # make up's keepalive runs every minute of the session: it (re)establishes the brokerage session the clock jump
+    # expired and makes IBKR's live-orders pre-flight, as it would before a scheduled trading run.
+    dr = bag.dags["ibkr_gateway_keepalive"].test()
+    print(f"setup: ibkr_gateway_keepalive {dr.state}", flush=True)
     import httpx
 
     mlflow = client()
@@ -141,7 +145,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-m", "bench.trading", "--child"], env=env, cwd=REPO,
                              capture_output=True, text=True)
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("{", "setup:"))]
-        if out.returncode or len(lines) < len(SIZES) + 2:
+        if out.returncode or len(lines) < len(SIZES) + 3:
             print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
             raise SystemExit("trading bench failed")
         for line in lines:

@@ -87,6 +87,22 @@ def test_lost_brokerage_session_is_reauthenticated_and_recorded(env, simulator, 
     assert webhook == []  # recovered within the check: nothing for a human to do
 
 
+def test_keepalive_that_recovers_the_session_warms_the_live_orders_feed(env, simulator, monkeypatch):
+    """The new session's live-orders pre-flight is made by the keepalive: a trading run's first call is complete."""
+    from include.gateway.tasks import keepalive
+
+    monkeypatch.setenv("IBKR_GATEWAY_URL", simulator.base_url)
+    set_session(simulator, state="sso_only")
+    result = keepalive({"dag": type("D", (), {"dag_id": "ibkr_gateway_keepalive"})(), "run_id": "r1"},
+                       reauth_wait_s=0.05)
+    assert result["reauth_outcome"] == "recovered"
+    calls = []
+    with _client(simulator) as client:
+        client._request = lambda *a, _send=client._request, **kw: calls.append(a[1]) or _send(*a, **kw)
+        assert client.live_orders(preflight_wait_s=5) == []
+    assert calls == ["/iserver/account/orders"]  # no pre-flight, no 5 s wait for a second call
+
+
 def test_logged_out_gateway_fails_reauthentication_and_alerts(env, simulator, webhook):
     set_session(simulator, state="logged_out")
     health = _check(simulator)

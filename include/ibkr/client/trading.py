@@ -203,6 +203,14 @@ class TradingMixin:
             payload = self._request("GET", "/iserver/account/orders", params=params)
         return PO.parse_live_orders(payload)
 
+    def warm_live_orders(self) -> bool:
+        """One live-orders call and no second (§8.3 pre-flight of a new brokerage session); True if the feed was
+        already warm (a complete snapshot)."""
+        payload = self._request("GET", "/iserver/account/orders")
+        with self._lock:
+            self._live_orders_seen = True
+        return isinstance(payload, dict) and payload.get("snapshot") is True
+
     def cancel_order(self, order_id: int | str, account_id: str | None = None) -> CancelAck:
         endpoint = f"/iserver/account/{account_id or self.account_id}/order/{order_id}"
         return PO.parse_cancel(self._request("DELETE", endpoint, idempotent=False), endpoint)
