@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark and print its figures.
 
-``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse, indicators, cosmos, orders, trading,
-mlflow_scheduler (P7 under the real scheduler), backtest.
+``python -m bench [name ...]`` runs a subset: ingestion, concurrency, dag_parse, indicators, cosmos,
+cosmos_scheduler (P4 under the real scheduler), orders, trading, mlflow_scheduler (P7 under the real scheduler),
+backtest. The last lines are a table of the P1-P8 figures with their goals.
 Sizes can be reduced for a quick look, e.g. ``BENCH_SYMBOLS=50 BENCH_YEARS=2 make bench``.
 """
 
@@ -10,7 +11,19 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import backtest, concurrency, cosmos, dag_parse, indicators, ingestion, mlflow_scheduler, orders, trading
+from bench import (
+    backtest,
+    common,
+    concurrency,
+    cosmos,
+    cosmos_scheduler,
+    dag_parse,
+    indicators,
+    ingestion,
+    mlflow_scheduler,
+    orders,
+    trading,
+)
 
 BENCHMARKS = {
     "dag_parse": dag_parse.main,
@@ -18,6 +31,7 @@ BENCHMARKS = {
     "ingestion": ingestion.main,
     "indicators": indicators.main,
     "cosmos": cosmos.main,
+    "cosmos_scheduler": cosmos_scheduler.main,
     "orders": orders.main,
     "trading": trading.main,
     "mlflow_scheduler": mlflow_scheduler.main,
@@ -35,6 +49,9 @@ def main(names: list[str]) -> int:
         started = time.monotonic()
         BENCHMARKS[name]()
         print(f"({name} took {time.monotonic() - started:.1f} s)", flush=True)
+    if common.FIGURES:
+        print("\n### summary: the goals of issue #14, each measured in this run (A / B like for like)")
+        print(common.summary())
     return 0
 
 

@@ -9,10 +9,37 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
 from scripts.devstack import LOCAL, REPO, embedded_postgres
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One goal's figure, as ``make bench`` summarises it at the end."""
+
+    id: str  # P1 ... P8, as in issue #14 and the README's benchmark table
+    measure: str
+    figure: str
+    goal: str
+    met: bool
+
+
+FIGURES: list[Figure] = []
+
+
+def record(id: str, measure: str, figure: str, goal: str, met: bool) -> None:
+    FIGURES.append(Figure(id, measure, figure, goal, met))
+
+
+def summary() -> str:
+    """The recorded figures as a Markdown table (what the README's benchmark table is made from)."""
+    rows = ["| id | measure | figure | goal | met |", "|---|---|---|---|---|"]
+    rows += [f"| {f.id} | {f.measure} | {f.figure} | {f.goal} | {'yes' if f.met else '**no**'} |"
+             for f in sorted(FIGURES, key=lambda f: f.id)]
+    return "\n".join(rows)
 
 
 def free_port() -> int:
