@@ -11,6 +11,7 @@ DAG's own, ``local:build``; e.g. ``local:build,watcher:none``).
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from bench.common import record, scratch_database
 from bench.cosmos import _next_session, _with_password
 from bench.indicators import _FILL
+from scripts.devstack import LOCAL
 
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = int(os.environ.get("BENCH_P4_SYMBOLS", "50"))
@@ -96,7 +98,8 @@ def main() -> None:
         (dags / "bench_p4.py").write_text(DAG_FILE.format(modes=[tuple(m) for m in MODES]))
         env = {"MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": _with_password(dsn),
                "AIRFLOW__COSMOS__CACHE_DIR": str(work / "cosmos"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+               "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+               **{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__SCHEDULER__")}}
         stack = SchedulerStack(work, metadata_url, env, dags_folder=dags).start()
         try:
             results: dict[str, list[float]] = {}
@@ -121,6 +124,9 @@ def main() -> None:
                           flush=True)
         finally:
             stack.stop()
+            shutil.rmtree(LOCAL / "bench-p4-logs", ignore_errors=True)
+            shutil.copytree(work / "airflow" / "logs", LOCAL / "bench-p4-logs", dirs_exist_ok=True)
+            shutil.copytree(work / "logs-processes", LOCAL / "bench-p4-logs" / "processes", dirs_exist_ok=True)
         b = statistics.median(bare)
         print(f"bare `dbt build` command, same selection: median {b:.2f} s")
         for name, values in results.items():

@@ -239,6 +239,9 @@ def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        # The scheduler loop polls every 0.2 s when idle (default 1 s): each dependent task (a dbt model after its
+        # parent) starts ~0.5 s sooner (python -m bench cosmos_scheduler); the cost is a few more idle DB queries.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(ports.airflow),

@@ -27,7 +27,8 @@ def free_port() -> int:
 
 
 class SchedulerStack:
-    def __init__(self, workdir: Path, metadata_url: str, env: dict[str, str], dags_folder: Path = REPO / "dags") -> None:
+    def __init__(self, workdir: Path, metadata_url: str, env: dict[str, str],
+                 dags_folder: Path = REPO / "dags") -> None:
         port = free_port()
         self.api = f"http://127.0.0.1:{port}"
         self.workdir = workdir
@@ -42,6 +43,7 @@ class SchedulerStack:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",  # as make up (scripts/devstack.py)
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
