@@ -4,8 +4,9 @@ scheduler with LocalExecutor: one process per task) vs a bare ``dbt build`` comm
 Like for like: each side is what a user would run daily, one new session per symbol (incremental marts), both warm
 (partial parse cached) and alternating, so load from elsewhere hits both. The group's time runs from its first
 task being queued to its last task's end; the bare command's from process start to exit. BENCH_P4_SYMBOLS x
-BENCH_P4_YEARS of synthetic bars (default 50 x 2), BENCH_P4_ROUNDS (default 3), BENCH_P4_MODES (default the
-DAG's own, ``local:build``; e.g. ``local:build,watcher:none``).
+BENCH_P4_YEARS of synthetic bars (default 50 x 2), BENCH_P4_ROUNDS (default 3), BENCH_P4_MODES (default
+``local:build,watcher:none``: the DAG's own mode, and Cosmos's watcher with its sensors polling every
+BENCH_P4_POKE_INTERVAL s, default 1; a triggerer runs for it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = int(os.environ.get("BENCH_P4_SYMBOLS", "50"))
 SESSIONS = int(os.environ.get("BENCH_P4_YEARS", "2")) * 252
 ROUNDS = int(os.environ.get("BENCH_P4_ROUNDS", "3"))
-MODES = [m.split(":") for m in os.environ.get("BENCH_P4_MODES", "local:build").split(",")]
+MODES = [m.split(":") for m in os.environ.get("BENCH_P4_MODES", "local:build,watcher:none").split(",")]
+POKE = float(os.environ.get("BENCH_P4_POKE_INTERVAL", "1"))  # watcher mode's consumer sensors
 
 # One DAG per mode: the dbt_market group exactly as dags/market_data_models.py renders it (cosmos_task_group_kwargs).
 DAG_FILE = '''
@@ -42,6 +44,9 @@ from include.dbt_project import cosmos_task_group_kwargs
 for mode, tests in {modes!r}:
     with DAG(f"bench_p4_{{mode}}_{{tests}}", schedule=None, start_date=datetime(2025, 1, 2), catchup=False) as dag:
         DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs(execution_mode=mode, test_behavior=tests))
+    for t in dag.tasks:  # watcher: the consumer sensors' (and their triggers') poll interval
+        if mode == "watcher" and hasattr(t, "poke_interval") and "producer" not in t.task_id:
+            t.poke_interval = {poke}
     globals()[dag.dag_id] = dag
 '''
 
@@ -95,12 +100,13 @@ def main() -> None:
               f"{_bare(dsn, target):.1f} s", flush=True)
         dags = work / "dags"
         dags.mkdir()
-        (dags / "bench_p4.py").write_text(DAG_FILE.format(modes=[tuple(m) for m in MODES]))
+        (dags / "bench_p4.py").write_text(DAG_FILE.format(modes=[tuple(m) for m in MODES], poke=POKE))
         env = {"MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": _with_password(dsn),
                "AIRFLOW__COSMOS__CACHE_DIR": str(work / "cosmos"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                **{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__SCHEDULER__")}}
-        stack = SchedulerStack(work, metadata_url, env, dags_folder=dags).start()
+        stack = SchedulerStack(work, metadata_url, env, dags_folder=dags,
+                               triggerer=any(mode == "watcher" for mode, _ in MODES)).start()
         try:
             results: dict[str, list[float]] = {}
             bare: list[float] = []
@@ -133,7 +139,8 @@ def main() -> None:
             m = statistics.median(values)
             print(f"P4 (real scheduler, LocalExecutor) dbt_market {name}: {m:.2f} s / {b:.2f} s = {m / b:.2f}x "
                   "(goal <= 1.5x)")
-            record("P4", f"dbt_market Cosmos group ({name}) under the real scheduler (LocalExecutor) / bare "
+            default = " (the DAG's mode)" if name == "local:build" else " (not the DAG's mode)"
+            record("P4", f"dbt_market Cosmos group ({name}{default}) under the real scheduler (LocalExecutor) / bare "
                          f"`dbt build` command, {SYMBOLS} symbols x {SESSIONS} sessions, daily run",
                    f"{m / b:.2f}x ({m:.1f} s vs {b:.1f} s)", "<= 1.5x", m / b <= 1.5)
 

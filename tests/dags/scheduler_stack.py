@@ -28,13 +28,14 @@ def free_port() -> int:
 
 class SchedulerStack:
     def __init__(self, workdir: Path, metadata_url: str, env: dict[str, str],
-                 dags_folder: Path = REPO / "dags") -> None:
+                 dags_folder: Path = REPO / "dags", triggerer: bool = False) -> None:
         port = free_port()
         self.api = f"http://127.0.0.1:{port}"
         self.workdir = workdir
         self.logs = workdir / "logs-processes"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.triggerer = triggerer  # deferred tasks (e.g. Cosmos's watcher sensors) need one
         self.token = ""
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
@@ -75,7 +76,8 @@ class SchedulerStack:
         self._call("airflow-objects", [sys.executable, "-m", "scripts.airflow_objects"])
         for name, argv in (("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port",
                                            self.env["AIRFLOW__API__PORT"], "--workers", "1"]),
-                           ("dag-processor", [airflow, "dag-processor"]), ("scheduler", [airflow, "scheduler"])):
+                           ("dag-processor", [airflow, "dag-processor"]), ("scheduler", [airflow, "scheduler"]),
+                           *([("triggerer", [airflow, "triggerer"])] if self.triggerer else [])):
             out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
             self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
