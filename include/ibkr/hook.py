@@ -64,6 +64,7 @@ class IBKRHook(BaseHook):
             "rate_per_sec": s.ibkr_rate_per_sec,
             "max_concurrent_history": s.ibkr_max_concurrent_history,
             "accepted_questions": s.ibkr_accepted_questions,
+            "shared_pacing": True,  # tasks in one process (dag.test(), threads) pace the gateway together
         }
         kwargs.update(self.client_kwargs)
         return IBKRClient(s.require_gateway_url(), **kwargs)

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 # §9 per-endpoint limits as (path regex, max requests, per seconds). Paths exclude the /v1/api prefix.
 DEFAULT_ENDPOINT_LIMITS: tuple[tuple[str, int, float], ...] = (
@@ -43,6 +44,23 @@ class _Window:
         while self.stamps and self.stamps[0] <= now - self.period:
             self.stamps.popleft()
         return 0.0 if len(self.stamps) < self.limit else self.stamps[0] + self.period - now
+
+
+_SHARED: dict[tuple[Any, ...], RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(gateway: str, rate_per_sec: float | None, *, max_concurrent_history: int | None,
+                   endpoint_limits: Sequence[tuple[str, int, float]]) -> RateLimiter:
+    """One limiter per gateway in this process: IBKR paces the gateway, not a client, so consecutive or concurrent
+    clients (one per task under dag.test(), threads) share its windows instead of each starting empty and drawing
+    429s. Separate processes still rely on the gateway's 429 and the client's back-off."""
+    key = (gateway, rate_per_sec, max_concurrent_history, tuple(endpoint_limits))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = RateLimiter(rate_per_sec, endpoint_limits=endpoint_limits,
+                                       max_concurrent_history=max_concurrent_history)
+        return _SHARED[key]
 
 
 class RateLimiter:

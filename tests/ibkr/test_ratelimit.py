@@ -122,3 +122,15 @@ def test_windows_keep_a_guard_for_transit_jitter():
         with limiter.acquire("/iserver/accounts"):
             pass
     assert clock.sleeps == [pytest.approx(1.0 + WINDOW_GUARD_S)]
+
+
+def test_clients_of_one_gateway_share_its_pacing_when_asked() -> None:
+    """IBKR paces the gateway: the hook's clients (one per task under dag.test()) share one limiter per gateway,
+    so a new client does not start with an empty window and burst into 429s; plain clients keep their own."""
+    from include.ibkr.client import IBKRClient
+
+    url = "http://127.0.0.1:9/shared-pacing-test/v1/api"
+    with IBKRClient(url, shared_pacing=True) as a, IBKRClient(url, shared_pacing=True) as b, \
+            IBKRClient(url + "/other", shared_pacing=True) as other, IBKRClient(url) as plain:
+        assert a.limiter is b.limiter
+        assert other.limiter is not a.limiter and plain.limiter is not a.limiter

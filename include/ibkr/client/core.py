@@ -22,7 +22,7 @@ from include.ibkr.client.marketdata import MarketDataMixin
 from include.ibkr.client.trading import TradingMixin
 from include.ibkr.models import AuthStatus, BrokerageAccounts, Contract, TickleResponse
 from include.ibkr.parsing import account as PA
-from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter
+from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter, shared_limiter
 
 log = logging.getLogger("include.ibkr.client")
 
@@ -79,6 +79,7 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         transport: httpx.BaseTransport | None = None,
         accepted_questions: Iterable[str] | None = None,
         suppress_accepted_questions: bool = False,
+        shared_pacing: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it.
@@ -90,10 +91,11 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             headers={"Accept": "application/json", "User-Agent": "ibkr-airflow-trading/1"},
         )  # fmt: skip
-        self.limiter = RateLimiter(
-            rate_per_sec, max_concurrent_history=max_concurrent_history,
-            endpoint_limits=DEFAULT_ENDPOINT_LIMITS if endpoint_pacing else (),
-        )  # fmt: skip
+        # shared_pacing: this process's other clients of the gateway share the windows (the hook's clients do).
+        pacing = {"max_concurrent_history": max_concurrent_history,
+                  "endpoint_limits": DEFAULT_ENDPOINT_LIMITS if endpoint_pacing else ()}
+        self.limiter = (shared_limiter(self.base_url, rate_per_sec, **pacing) if shared_pacing
+                        else RateLimiter(rate_per_sec, **pacing))  # fmt: skip
         self._retries, self._backoff_initial, self._backoff_max = retries, backoff_initial, backoff_max
         self._configured_account = account_id
         self._lock = threading.RLock()
