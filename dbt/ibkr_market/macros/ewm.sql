@@ -3,80 +3,88 @@
 
       E_t = sum_{i <= t} c_i * r^(t - i)      c_s = seed (an SMA), c_i = k * x_i for i > s, 0 before s
 
-  Rows are grouped in blocks of `ewm_block` rows (blk = rn / ewm_block, anchor a = blk * ewm_block).
-  Each contribution is stored anchored at its own block, v_i = c_i * r^(a - i), which stays finite.
-  Then  E_t = r^(t - a) * (running sum of v in t's block + r^block * total of v in the previous block),
-  the previous block's total being its running sum at its last row (a lag of j + 1 rows).
+  Rows are grouped in blocks of `ewm_block` rows (blk = rn / ewm_block, j = rn - blk * ewm_block). Each
+  contribution is stored anchored at the start of its block, v_i = c_i * r^-j (anchor_<decay> = r^-j), which stays
+  finite. Then  E_t = r^j * (running sum of v in t's block + r^block * total of v in the previous block).
   Blocks further back weigh less than r^block (< 1e-19 for every decay used), so E_t equals the full
   recursion to machine precision; the running sums are incremental (O(n)), and incremental runs see
   the same blocks, hence the same values as a full refresh.
-  Needs columns `symbol`, `rn` (0-based row number per symbol) and `blk`.
 #}
 
-{# c_i, the input of a seeded recursion at row rn: 0 before its seed row, the seed (an SMA) at it, k * x
-   after it. In incremental runs `carry` (a column holding the recursion's value at row carry_rn, the last
-   kept row) replaces everything up to that row: E_t = r^(t - L) E_L + sum_{L < i <= t} k x_i r^(t - i). #}
-{% macro ewm_input(x, k, seed_row, seed, carry=none) -%}
+{# v_i for a recursion with decay r (its anchor column anchor_<name>) and gain k, seeded at row `last` with the mean
+   of x over rows first..last: each of those rows adds x / n placed at row `last` (a seed is linear in x, so it needs
+   no window of its own; seeds lie in block 0), later rows add k * x. `seed_weights` (a float8[] of weights of x at
+   rows 0..last) replaces the mean. In incremental runs `carry` (the recursion's value at row carry_rn, the last kept
+   row) replaces everything up to that row: E_t = r^(t - L) E_L + sum_{L < i <= t} k x_i r^(t - i). #}
+{% macro ewm_contribution(x, r, name, k, first, last, carry=none, seed_weights=none) -%}
+{%- if last >= var('ewm_block') %}{{ exceptions.raise_compiler_error('ewm seeds must lie in the first block') }}{% endif -%}
 case
-    {%- if carry %} when rn < carry_rn then 0 when rn = carry_rn then {{ carry }}{% endif %}
-    when rn = {{ seed_row }} then {{ seed }} when rn > {{ seed_row }} then {{ k }}::float8 * {{ x }} else 0
+    {%- if carry %} when rn < carry_rn then 0 when rn = carry_rn then ({{ carry }}) * anchor_{{ name }}{% endif %}
+    when rn > {{ last }} then {{ k }}::float8 * {{ x }} * anchor_{{ name }}
+    {%- if seed_weights %}
+    else ({{ seed_weights }})[(rn + 1)::int] * {{ x }}
+    {%- else %}
+    when rn >= {{ first }} then {{ r ** -last / (last - first + 1) }}::float8 * {{ x }}
+    else 0
+    {%- endif %}
 end
 {%- endmacro %}
 
-{# The per-row powers of a decay r (computed once per row and decay, shared by the recursions with that decay):
-   'anchor' r^(a - rn) moves a contribution to the start a of its block, 'value' r^(rn - a) brings the in-block sum
-   back to row rn. Constants are cast to float8: a bare 0.846... literal is numeric, and numeric power() is ~100x
-   slower. #}
-{% macro ewm_factor(r, kind) -%}
-power({{ r }}::float8, ({{ 'blk * ' ~ var('ewm_block') ~ ' - rn' if kind == 'anchor' else 'rn - blk * ' ~ var('ewm_block') }})::float8)
+{# anchor_<name> = r^-j, computed once per row. The constant is cast to float8: a bare 0.846... literal is numeric,
+   and numeric power() is ~100x slower. #}
+{% macro ewm_anchor(r, name) -%}
+power({{ r }}::float8, (-j)::float8) as anchor_{{ name }}
 {%- endmacro %}
 
-{# Running sum within the block (the `in_block` window) of the contributions c, each anchored at the start of its
-   block with the column anchor_<n> (ewm_factor(r, 'anchor') of the recursion's decay n). #}
-{% macro ewm_block_sum(c, n) -%}
-sum(({{ c }}) * anchor_{{ n }}) over in_block
+{# E_t from the in-block running sum `s` and `prev`, the previous block's total (0 for a symbol's first block). #}
+{% macro ewm_value(s, prev, r, name) -%}
+({{ s }} + {{ r ** var('ewm_block') }}::float8 * {{ prev }}) / anchor_{{ name }}
 {%- endmacro %}
 
-{# E_t from the in-block running sum `s` (value_<n> = ewm_factor(r, 'value')): the previous block's total is `s` at
-   that block's last row, j + 1 rows back (j = rn - blk * ewm_block), read with lag() over the symbol's rows.
-   first_block: the same value for a row of a symbol's first block, which has no previous block (the lag is NULL);
-   for use as the argument of a window function (which cannot contain lag()). #}
-{% macro ewm_value(s, n, r, first_block=false) -%}
-value_{{ n }} * (
-    {{ s }} + power({{ r }}::float8, {{ var('ewm_block') }}::float8)
-        * {{ '0' if first_block else 'coalesce(lag(' ~ s ~ ', (rn - blk * ' ~ var('ewm_block') ~ ' + 1)::int) over by_symbol, 0)' }}
-)
+{# Sum of a column over the last n rows (n <= ewm_block) from its in-block running sum `cum`, `cum_n` (cum on the row
+   n rows back, 0 before the first row) and `prev`, the previous block's total: cum - cum_n, plus, when row t - n lies
+   in the previous block, that block's total (its rows after t - n are prev - cum_n). O(1) per row, where a moving
+   float8 frame re-adds n values per row (float8 sum has no inverse transition in PostgreSQL). #}
+{% macro moving_sum(cum, cum_n, prev, n) -%}
+({{ cum }} - {{ cum_n }} + case when j < {{ n }} then {{ prev }} else 0 end)
 {%- endmacro %}
 
-{# The named windows of the indicator passes, all ordered (blk, rn) within a symbol: the same order as rn, so one
-   sort by (symbol, blk, rn) serves every pass, in_block (which also partitions by blk) included. #}
-{% macro ewm_windows() -%}
-by_symbol as (partition by symbol order by blk, rn rows between unbounded preceding and current row),
-in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row)
+{# TA-Lib's MACD signal, an EMA of macd = fast - slow (EMAs of close), without a pass of its own: an EMA of a
+   difference of EMAs splits into partial fractions, signal = a * fast + b * slow + Y, with Y a recursion on close
+   itself (decay 1 - k_signal, gain `gamma`), one more window sum beside the others. For 12/26/9, a ~ 3.67,
+   b ~ -1.47 and Y ~ -2.2 * close: the cancellation costs a few ulps of the price, as macd itself does. #}
+{% macro macd_signal_coefficients(fast, slow, signal) -%}
+{%- set k_fast, k_slow, k_signal = 2 / (fast + 1), 2 / (slow + 1), 2 / (signal + 1) -%}
+{%- set r_fast, r_slow, r_signal = 1 - k_fast, 1 - k_slow, 1 - k_signal -%}
+{{- return({
+    'a': k_signal * r_fast / (r_fast - r_signal),
+    'b': -k_signal * r_slow / (r_slow - r_signal),
+    'gamma': k_signal * r_signal * (k_slow / (r_slow - r_signal) - k_fast / (r_fast - r_signal)),
+}) -}}
 {%- endmacro %}
 
-{# Mean of the last n rows (NULL until n rows exist) from a running sum `cum`: (cum_t - cum_{t-n}) / n over the
-   `by_symbol` window. O(1) per row, where a moving float8 frame re-adds n values per row (float8 sum has no
-   inverse transition in PostgreSQL). #}
-{% macro sma(cum, n) -%}
-case when rn >= {{ n - 1 }} then ({{ cum }} - coalesce(lag({{ cum }}, {{ n }}) over by_symbol, 0)) / {{ n }} end
-{%- endmacro %}
-
-{# Population stddev over the last n rows: float8's moving stddev_pop (numerically stable; n is small). #}
-{% macro stddev_pop_n(x, n) -%}
-case when rn >= {{ n - 1 }} then
-    stddev_pop({{ x }}) over (partition by symbol order by blk, rn rows between {{ n - 1 }} preceding and current row)
-end
-{%- endmacro %}
-
-{# A recursion's seed is the mean of its inputs at rows first..last, needed at row `last` only. seed_sum() is their
-   running sum over `by_symbol` (O(1) per row, no final function; a mean over the whole partition would hold each
-   symbol's rows back until its last one); seed() divides it at row `last`. Bit for bit avg(): float8 avg() adds
-   the same values in the same order from 0 and divides by their count. #}
-{% macro seed_sum(x, first, last) -%}
-sum({{ x }}) filter (where rn between {{ first }} and {{ last }}) over by_symbol
-{%- endmacro %}
-
-{% macro seed(running_sum, first, last) -%}
-{{ running_sum }} / {{ last - first + 1 }}
+{# Y's seed at row s = slow + signal - 2 (33), where TA-Lib's signal starts with the mean of macd over its first
+   `signal` rows, is K = signal_s - a * fast_s - b * slow_s: a fixed linear combination of closes 0..s, as TA-Lib
+   seeds both EMAs at row slow - 1 (25) with the SMA of the closes ending there (slow, resp. fast of them). Its
+   weights, times r_signal^-s (placed at row s), as a float8[] literal. An incremental run carries K instead. #}
+{% macro signal_seed_weights(fast, slow, signal) -%}
+{%- set k_fast, k_slow, k_signal = 2 / (fast + 1), 2 / (slow + 1), 2 / (signal + 1) -%}
+{%- set r_fast, r_slow, r_signal = 1 - k_fast, 1 - k_slow, 1 - k_signal -%}
+{%- set c = macd_signal_coefficients(fast, slow, signal) -%}
+{%- set start, s = slow - 1, slow + signal - 2 -%}  {#- where macd starts, where the signal starts #}
+{%- set weights = [] -%}
+{%- for m in range(s + 1) -%}
+    {%- set w = namespace(fast=0.0, slow=0.0, fast_s=0.0, slow_s=0.0) -%}
+    {%- for i in range(start, s + 1) -%}  {#- the weights of close m in fast_i and slow_i #}
+        {%- set f = (r_fast ** (i - start) / fast if m > start - fast else 0.0) if m <= start
+                    else (k_fast * r_fast ** (i - m) if m <= i else 0.0) -%}
+        {%- set l = r_slow ** (i - start) / slow if m <= start else (k_slow * r_slow ** (i - m) if m <= i else 0.0) -%}
+        {%- set w.fast = w.fast + f -%}
+        {%- set w.slow = w.slow + l -%}
+        {%- set w.fast_s = f -%}
+        {%- set w.slow_s = l -%}
+    {%- endfor -%}
+    {%- do weights.append(((w.fast - w.slow) / signal - c['a'] * w.fast_s - c['b'] * w.slow_s) * r_signal ** -s) -%}
+{%- endfor -%}
+'{{ '{' ~ weights | join(',') ~ '}' }}'::float8[]
 {%- endmacro %}

@@ -4,16 +4,21 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     indexes=[{'columns': ['symbol', 'session_date'], 'unique': True}, {'columns': ['loaded_at']}],
-    pre_hook="set local jit = {{ 'off' if is_incremental() else 'on' }}; set local work_mem = '256MB';
+    pre_hook="set local jit = {{ 'off' if is_incremental() else 'on' }}; set local jit_optimize_above_cost = -1;
+              set local jit_inline_above_cost = -1; set local work_mem = '256MB';
               set local maintenance_work_mem = '256MB'",
 ) }}
 {#
-  Settings for this model's transaction only (set local): memory for the window sorts and tuple stores and the
-  index builds; JIT off for incremental runs, where compiling ~100 expressions costs more than the run takes. A full
-  build is ~1 s (CPU) faster with JIT on, compilation included (python -m bench indicators).
+  Settings for this model's transaction only (set local): memory for the sort (~215 MB for 1.26M rows), the window
+  tuple stores and the index builds; JIT for full builds without LLVM's inlining and optimization passes (compiling
+  at -O3 takes ~1.6 s, more than it saves; plain code generation takes ~0.15 s and saves ~0.8 s of expression
+  interpretation), off for incremental runs, where compiling costs more than the run takes.
 
-  One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Recursive indicators use
-  the ewm_* macros: block-anchored window sums, exact to machine precision.
+  One row per symbol and session, TA-Lib conventions (see _marts__models.yml). Two window passes over the rows,
+  both ordered (blk, rn) within a symbol (the same order as rn), so one sort serves both: running sums within
+  blocks of ewm_block rows (block_sums), then lag() of those sums (windows). Moving sums are differences of running
+  sums; recursions are block-anchored running sums (macros/ewm.sql), exact to machine precision; the variance of
+  the closes is exact to ~1e-13 of close^2 (stats), the volumes' exactly.
 
   Incremental runs rebuild each symbol from its earliest new or changed session (restart) onward. The
   recursions restart from the state stored on the last kept row (avg_gain_14 and avg_loss_14 are kept
@@ -21,11 +26,44 @@
   restart; a symbol with less history, or whose kept row is missing, is rebuilt from its first session.
 #}
 {%- set k12, k26, k9, w14 = 2 / 13, 2 / 27, 2 / 10, 1 / 14 -%}
-{#- decay per recursion; recursions with the same decay share its powers (ema_12 and MACD's fast EMA; Wilder's) -#}
 {%- set decay = {'12': 1 - k12, '26': 1 - k26, '14': 1 - w14, '9': 1 - k9} -%}
+{%- set sig = macd_signal_coefficients(12, 26, 9) -%}  {# signal = a * fast + b * slow + Y (ewm.sql) #}
 {%- set carried = is_incremental() -%}
 {%- set lookback = 199 -%}  {# the longest moving window (SMA 200) less one #}
 {%- set carry_cols = 'restart_index, carry_rn, carry_ema_12, carry_ema_26, carry_macd_fast, carry_gain, carry_loss, carry_tr, carry_signal' -%}
+{#- The running sums per block: (name, summand, decay of a recursion). Volume is split in halves, hi * 2^18 + lo,
+    whole for whole shares: the sums of the halves and of their products stay exact in float8 (below 2^53) for
+    volumes below 2^36. -#}
+{%- set vol_hi, vol_lo = 'floor(volume / 262144)', '(volume - floor(volume / 262144) * 262144)' -%}
+{%- set sums = [
+    ('close', 'close', none),
+    ('close2', 'close * close', none),
+    ('vol_hi', vol_hi, none),
+    ('vol_lo', vol_lo, none),
+    ('vol_hh', vol_hi ~ ' * ' ~ vol_hi, none),
+    ('vol_hl', vol_hi ~ ' * ' ~ vol_lo, none),
+    ('vol_ll', vol_lo ~ ' * ' ~ vol_lo, none),
+    ('ema_12', ewm_contribution('close', decay['12'], '12', k12, 0, 11, carried and 'carry_ema_12'), '12'),
+    ('ema_26', ewm_contribution('close', decay['26'], '26', k26, 0, 25, carried and 'carry_ema_26'), '26'),
+    ('macd_fast', ewm_contribution('close', decay['12'], '12', k12, 14, 25, carried and 'carry_macd_fast'), '12'),
+    ('avg_gain_14', ewm_contribution('greatest(close - prev_close, 0)', decay['14'], '14', w14, 1, 14,
+        carried and 'carry_gain'), '14'),
+    ('avg_loss_14', ewm_contribution('greatest(prev_close - close, 0)', decay['14'], '14', w14, 1, 14,
+        carried and 'carry_loss'), '14'),
+    ('atr_14', ewm_contribution('true_range', decay['14'], '14', w14, 1, 14, carried and 'carry_tr'), '14'),
+    ('signal_y', ewm_contribution('close', decay['9'], '9', sig.gamma, 0, 33,
+        carried and 'carry_signal - (' ~ sig.a ~ ')::float8 * carry_macd_fast - (' ~ sig.b ~ ')::float8 * carry_ema_26',
+        seed_weights=signal_seed_weights(12, 26, 9)), '9'),
+] -%}
+{%- set pos = {} -%}
+{%- for name, x, r in sums %}{% do pos.update({name: loop.index}) %}{% endfor -%}
+{%- set zeros = "'{" ~ (['0'] * sums | length) | join(',') ~ "}'::float8[]" -%}
+{%- set prev = {} -%}  {# the previous block's total of each sum, from the last row of that block #}
+{%- set back20 = {} -%}  {# each sum on the row 20 rows back #}
+{%- for name, x, r in sums -%}
+    {%- do prev.update({name: '(lag(s, (j + 1)::int, ' ~ zeros ~ ') over by_symbol)[' ~ pos[name] ~ ']'}) -%}
+    {%- do back20.update({name: '(lag(s, 20, ' ~ zeros ~ ') over by_symbol)[' ~ pos[name] ~ ']'}) -%}
+{%- endfor -%}
 with
 {%- if carried %}
 restarts as (
@@ -69,94 +107,74 @@ inputs as (
 ),
 {%- endif %}
 
-{#- Each CTE below is one pass over the rows (one or two WindowAgg nodes) and hands on only the columns still
-    needed. Every window orders a symbol's rows by (blk, rn), the same order as rn, so one sort serves all. #}
 bars as (
     select
-        symbol, session_index as rn, session_index / {{ var('ewm_block') }} as blk, close, volume, true_range,
-        greatest(close - prev_close, 0) as gain,
-        greatest(prev_close - close, 0) as loss,
-        session_date, loaded_at{{ ', ' ~ carry_cols if carried }}
-    from {{ 'inputs' if carried else ref('int_daily_bars_enriched') }}
-),
-
-windows as (
-    select
-        symbol, rn, blk, close, volume, true_range, gain, loss, session_date, loaded_at,
+        symbol, rn, blk, close, volume, true_range, prev_close, session_date, loaded_at,
         {{- ' ' ~ carry_cols ~ ',' if carried }}
-        sum(close) over by_symbol as cum_close,  -- moving sums are differences of running sums (see sma())
-        sum(volume) over by_symbol as cum_volume,
-        {{ stddev_pop_n('close', 20) }} as close_std_20,
-        {{ stddev_pop_n('volume', 20) }} as volume_std_20,
-        -- seeds: the SMA of each recursion's first n inputs (TA-Lib compatibility mode), a sum read at its last row
-        -- (see seed()); TA-Lib's MACD seeds its fast EMA where the slow one starts (row 25), with the 12 closes
-        -- ending there. The EMA seeds are cum_close at rows 11 and 25.
-        {{ seed_sum('close', 14, 25) }} as sum_close_14_25,
-        {{ seed_sum('gain', 1, 14) }} as sum_gain_1_14,
-        {{ seed_sum('loss', 1, 14) }} as sum_loss_1_14,
-        {{ seed_sum('true_range', 1, 14) }} as sum_tr_1_14,
-        {%- for n, r in decay.items() if n != '9' %}
-        {{ ewm_factor(r, 'anchor') }} as anchor_{{ n }},  {# computed once here, not once per use #}
-        {{ ewm_factor(r, 'value') }} as value_{{ n }}{{ ',' if not loop.last }}
+        {%- for name, r in decay.items() %}
+        {{ ewm_anchor(r, name) }}{{ ',' if not loop.last }}
         {%- endfor %}
+    from (
+        select
+            *, session_index as rn, session_index / {{ var('ewm_block') }} as blk,
+            session_index % {{ var('ewm_block') }} as j
+        from {{ 'inputs' if carried else ref('int_daily_bars_enriched') }}
+    ) b
+    offset 0  -- each anchor once per row
+),
+
+block_sums as (  -- running sums within each block; all of them also in one array, s, as lag() fetches whole rows
+    select
+        blk, rn, rn - blk * {{ var('ewm_block') }} as j,
+        array[
+            {%- for name, x, r in sums %}
+            sum({{ x }}) over in_block{{ ',' if not loop.last }}
+            {%- endfor %}
+        ] as s,
+        {%- for name, x, r in sums %}
+        sum({{ x }}) over in_block as s_{{ name }},
+        {%- endfor %}
+        {%- for name in decay %}
+        anchor_{{ name }},
+        {%- endfor %}
+        symbol, close, volume, session_date, loaded_at{{ ', restart_index' if carried }}
     from bars
-    window {{ ewm_windows() }}
+    window in_block as (partition by symbol, blk order by rn rows between unbounded preceding and current row)
 ),
 
-block_sums as (
+windows as (  -- four lag() per row: s 20 rows back and on the last row of the previous block, s_close 50 and 200 back
     select
-        symbol, rn, blk, close, volume, session_date, loaded_at, cum_close, cum_volume, close_std_20, volume_std_20,
-        value_12, value_26, value_14,
-        {{- ' ' ~ carry_cols ~ ',' if carried }}
-        {{ ewm_block_sum(ewm_input('close', k12, 11, seed('cum_close', 0, 11), carried and 'carry_ema_12'), '12') }} as s_ema_12,
-        {{ ewm_block_sum(ewm_input('close', k26, 25, seed('cum_close', 0, 25), carried and 'carry_ema_26'), '26') }} as s_ema_26,
-        {{ ewm_block_sum(ewm_input('close', k12, 25, seed('sum_close_14_25', 14, 25), carried and 'carry_macd_fast'), '12') }} as s_macd_fast,
-        {{ ewm_block_sum(ewm_input('gain', w14, 14, seed('sum_gain_1_14', 1, 14), carried and 'carry_gain'), '14') }} as s_gain,
-        {{ ewm_block_sum(ewm_input('loss', w14, 14, seed('sum_loss_1_14', 1, 14), carried and 'carry_loss'), '14') }} as s_loss,
-        {{ ewm_block_sum(ewm_input('true_range', w14, 14, seed('sum_tr_1_14', 1, 14), carried and 'carry_tr'), '14') }} as s_tr
+        symbol, session_date, loaded_at, rn, close, volume,{{ ' restart_index,' if carried }}
+        {%- for n in [20, 50, 200] %}
+        case when rn >= {{ n - 1 }} then {{ moving_sum('s_close', back20['close'] if n == 20
+            else 'lag(s_close, ' ~ n ~ ', 0) over by_symbol', prev['close'], n) }} / {{ n }} end as sma_{{ n }},
+        {%- endfor %}
+        {%- for name in ['close2', 'vol_hi', 'vol_lo', 'vol_hh', 'vol_hl', 'vol_ll'] %}
+        {{ moving_sum('s_' ~ name, back20[name], prev[name], 20) }} as m_{{ name }},
+        {%- endfor %}
+        {%- for name, x, r in sums if r %}
+        {{ ewm_value('s_' ~ name, prev[name], decay[r], r) }} as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from block_sums
+    window by_symbol as (partition by symbol order by blk, rn)
+),
+
+stats as (
+    select
+        symbol, session_date, loaded_at, rn, close, sma_20, sma_50, sma_200, ema_12, ema_26, avg_gain_14, avg_loss_14,
+        atr_14,{{ ' restart_index,' if carried }}
+        macd_fast - ema_26 as macd,
+        ({{ sig.a }})::float8 * macd_fast + ({{ sig.b }})::float8 * ema_26 + signal_y as macd_signal,
+        -- TA-Lib's population variance of the 20 closes, mean of squares less squared mean. The running sums round
+        -- to ~1e-13 of close^2: a variance below 2^-40 of the mean square is a flat window's rounding, 0.
+        case when m_close2 / 20 - sma_20 * sma_20 > m_close2 * {{ 2 ** -40 / 20 }}::float8
+            then m_close2 / 20 - sma_20 * sma_20 else 0 end as close_var_20,
+        -- 20 * (volume - the 20 volumes' mean) and 20^2 * their population variance, each term exact
+        20 * volume - (m_vol_hi * 262144 + m_vol_lo) as volume_dev_20,
+        68719476736 * (20 * m_vol_hh - m_vol_hi * m_vol_hi) + 524288 * (20 * m_vol_hl - m_vol_hi * m_vol_lo)
+            + (20 * m_vol_ll - m_vol_lo * m_vol_lo) as volume_var_400
     from windows
-    window {{ ewm_windows() }}
-),
-
-smoothed as (
-    select
-        symbol, rn, blk, close, session_date, loaded_at,
-        {{- ' restart_index, carry_rn, carry_signal,' if carried }}
-        {{ sma('cum_close', 20) }} as sma_20,
-        {{ sma('cum_close', 50) }} as sma_50,
-        {{ sma('cum_close', 200) }} as sma_200,
-        close_std_20,
-        (volume - {{ sma('cum_volume', 20) }}) / nullif(volume_std_20, 0) as volume_zscore_20,  -- exact mean: volumes are whole shares
-        case when rn >= 11 then {{ ewm_value('s_ema_12', '12', decay['12']) }} end as ema_12,
-        case when rn >= 25 then {{ ewm_value('s_ema_26', '26', decay['26']) }} end as ema_26,
-        case when rn >= 25 then {{ ewm_value('s_macd_fast', '12', decay['12']) }} end as macd_fast,
-        case when rn >= 14 then {{ ewm_value('s_gain', '14', decay['14']) }} end as avg_gain_14,
-        case when rn >= 14 then {{ ewm_value('s_loss', '14', decay['14']) }} end as avg_loss_14,
-        case when rn >= 14 then {{ ewm_value('s_tr', '14', decay['14']) }} end as atr_14,
-        -- the signal's seed, the mean of MACD at rows 25..33: there (block 0) MACD is its two EMAs' in-block sums
-        {{ seed_sum(ewm_value('s_macd_fast', '12', decay['12'], first_block=true) ~ ' - '
-                    ~ ewm_value('s_ema_26', '26', decay['26'], first_block=true), 25, 33) }} as sum_macd_25_33,
-        {{ ewm_factor(decay['9'], 'anchor') }} as anchor_9,
-        {{ ewm_factor(decay['9'], 'value') }} as value_9
-    from block_sums  -- (incremental: rows before carry_rn add nothing to the recursions, they only feed the SMAs)
-    window {{ ewm_windows() }}
-),
-
-signal_sums as (
-    select
-        *,
-        macd_fast - ema_26 as macd_raw,
-        {{ ewm_block_sum(ewm_input('(macd_fast - ema_26)', k9, 33, seed('sum_macd_25_33', 25, 33), carried and 'carry_signal'), '9') }} as s_signal
-    from smoothed
-    window {{ ewm_windows() }}
-),
-
-signal as (
-    select
-        *,
-        case when rn >= 33 then {{ ewm_value('s_signal', '9', decay['9']) }} end as macd_signal
-    from signal_sums
-    window {{ ewm_windows() }}
+    offset 0  -- each expression once per row
 )
 
 select
@@ -166,22 +184,22 @@ select
     sma_20,
     sma_50,
     sma_200,
-    ema_12,
-    ema_26,
-    case when rn >= 33 then macd_raw end as macd,
-    macd_signal,
-    macd_raw - macd_signal as macd_hist,
-    case when avg_gain_14 + avg_loss_14 = 0 then 0
+    case when rn >= 11 then ema_12 end as ema_12,
+    case when rn >= 25 then ema_26 end as ema_26,
+    case when rn >= 33 then macd end as macd,
+    case when rn >= 33 then macd_signal end as macd_signal,
+    case when rn >= 33 then macd - macd_signal end as macd_hist,
+    case when rn < 14 then null when avg_gain_14 + avg_loss_14 = 0 then 0
         else 100 * (avg_gain_14 / (avg_gain_14 + avg_loss_14)) end as rsi_14,  -- TA-Lib order: exactly 100 when no losses
-    sma_20 + 2 * close_std_20 as bb_upper,
+    sma_20 + 2 * sqrt(close_var_20) as bb_upper,
     sma_20 as bb_middle,
-    sma_20 - 2 * close_std_20 as bb_lower,
-    atr_14,
-    volume_zscore_20,
-    avg_gain_14,
-    avg_loss_14,
+    sma_20 - 2 * sqrt(close_var_20) as bb_lower,
+    case when rn >= 14 then atr_14 end as atr_14,
+    case when rn >= 19 and volume_var_400 > 0 then volume_dev_20 / sqrt(volume_var_400) end as volume_zscore_20,
+    case when rn >= 14 then avg_gain_14 end as avg_gain_14,
+    case when rn >= 14 then avg_loss_14 end as avg_loss_14,
     loaded_at
-from signal
+from stats
 {%- if carried %}
 where rn >= restart_index
 {%- endif %}
