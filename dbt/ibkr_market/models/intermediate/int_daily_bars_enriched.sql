@@ -8,7 +8,10 @@
         {'columns': ['symbol', 'session_index']},
         {'columns': ['loaded_at']},
     ],
+    post_hook="{{ 'analyze ' ~ this if not is_incremental() else 'select 1' }}",
 ) }}
+{# post_hook: a rebuilt table gets planner statistics at once (dbt does not analyze; autovacuum would, later), so
+   the next incremental run's per-symbol look-ups use the indexes instead of scanning every session. #}
 -- Returns, price ranges and gaps per symbol and session, with each session's 0-based position in the
 -- symbol's history (session_index). The first session of a symbol has no previous close, so its
 -- return, gap and true range are NULL (undefined, not zero).
