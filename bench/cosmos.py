@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.common import record, scratch_database
-from bench.indicators import _FILL  # the same random-walk bars as the indicator bench
+from bench.indicators import fill_bars  # the same random-walk bars as the indicator bench
 from include.dbt_project import cosmos_task_group_kwargs
 from scripts.devstack import LOCAL, REPO
 
@@ -286,18 +286,13 @@ def _report(r: dict) -> None:
 
 
 def main() -> None:
-    from include.marketdata import db
 
     home = Path(tempfile.mkdtemp(prefix="bench-cosmos-"))
     log_path = LOCAL / "bench-cosmos.log"
     try:
         with scratch_database("bench_cosmos") as dsn:
             dsn = _with_password(dsn)
-            with db.connection(dsn) as conn:
-                db.ensure_schema(conn)
-                with conn, conn.cursor() as cur:
-                    cur.execute(_FILL, {"symbols": SYMBOLS, "sessions": SESSIONS})
-                    cur.execute("ANALYZE raw.daily_bars")
+            fill_bars(dsn, SYMBOLS, SESSIONS)
             env = _airflow_env(home, dsn)
             t0 = time.perf_counter()
             subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.common import record, scratch_database
 from bench.cosmos import _next_session, _with_password
-from bench.indicators import _FILL
+from bench.indicators import fill_bars
 from scripts.devstack import LOCAL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,18 +82,13 @@ def _group_seconds(stack: object, dag_id: str, run_id: str) -> tuple[float, int,
 
 def main() -> None:
     from include.dbt_project import ensure_manifest
-    from include.marketdata import db
     from tests.dags.scheduler_stack import SchedulerStack
 
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="bench-p4-") as tmp, scratch_database(f"p4_market_{tag}") as dsn, \
             scratch_database(f"p4_airflow_{tag}") as metadata_url:
         work = Path(tmp)
-        with db.connection(dsn) as conn:
-            db.ensure_schema(conn)
-            with conn, conn.cursor() as cur:
-                cur.execute(_FILL, {"symbols": SYMBOLS, "sessions": SESSIONS})
-                cur.execute("ANALYZE raw.daily_bars")
+        fill_bars(dsn, SYMBOLS, SESSIONS)
         ensure_manifest(force=True)
         target = work / "bare-target"
         print(f"{SYMBOLS} symbols x {SESSIONS} sessions; cold bare build (creates the relations): "

@@ -32,6 +32,17 @@ FROM (
 """
 
 
+def fill_bars(dsn: str, symbols: int, sessions: int) -> None:
+    """The market schema and ``symbols`` x ``sessions`` random-walk daily bars in ``dsn`` (analyzed)."""
+    from include.marketdata import db
+
+    with db.connection(dsn) as conn:
+        db.ensure_schema(conn)
+        with conn, conn.cursor() as cur:
+            cur.execute(_FILL, {"symbols": symbols, "sessions": sessions})
+            cur.execute("ANALYZE raw.daily_bars")
+
+
 _NEXT_SESSION = """
 INSERT INTO raw.daily_bars (symbol, conid, session_date, open, high, low, close, volume, source)
 SELECT symbol, 0, date '2010-01-04' + %(sessions)s, close, close * 1.01, close * 0.99, close * 1.002, 1e6, 'bench'
@@ -44,14 +55,9 @@ def main() -> None:
     from dbt.cli.main import dbtRunner
 
     from include.dbt_project import DBT_PROJECT_DIR, dbt_env
-    from include.marketdata import db
 
     with scratch_database("bench_dbt") as dsn:
-        with db.connection(dsn) as conn:
-            db.ensure_schema(conn)
-            with conn, conn.cursor() as cur:
-                cur.execute(_FILL, {"symbols": SYMBOLS, "sessions": SESSIONS})
-                cur.execute("ANALYZE raw.daily_bars")
+        fill_bars(dsn, SYMBOLS, SESSIONS)
         os.environ.update(dbt_env(dsn))
         args = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                 "--target-path", f"/tmp/bench-dbt-target-{os.getpid()}",
