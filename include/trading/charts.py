@@ -100,8 +100,3 @@ class ChartRenderer:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fig.savefig(path, format="png", dpi=80)
         return path
-
-
-def render_chart(symbol: str, rows: list[dict[str, Any]], signal: dict[str, Any], path: Path) -> Path:
-    """One chart on a figure of its own (ChartRenderer for many)."""
-    return ChartRenderer().render(symbol, rows, signal, path)
