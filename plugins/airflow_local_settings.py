@@ -1,11 +1,6 @@
-"""Airflow local settings (Airflow imports this module at start-up from the plugins folder): warm task processes.
-
-Airflow forks every task process from its executor (the LocalExecutor's workers are forked from the scheduler, a
-Celery worker's pool from the worker), so what the parent has imported the task process has for free. dbt and
-Cosmos cost ~2 s of imports per dbt task otherwise (``python -m bench cosmos_scheduler``). Only those two
-commands preload; every other Airflow process (API server, DAG processor, triggerer, CLI) starts as before.
-Set AIRFLOW_PRELOAD_TASK_MODULES=0 to turn it off.
-"""
+"""Airflow local settings: the scheduler (LocalExecutor) and Celery workers import dbt and Cosmos before they fork
+task processes, so a dbt task skips ~2 s of imports; no other Airflow process preloads (docs/deployment.md).
+AIRFLOW_PRELOAD_TASK_MODULES=0 turns it off."""
 
 from __future__ import annotations
 
