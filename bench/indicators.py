@@ -114,7 +114,7 @@ def main() -> None:
         print(f"full refresh of the same models             : {t_full:6.2f} s")
         print(f"P5 incremental / full refresh: {t_incremental / t_full:.3f}x (goal <= 0.1x)")
         record("P5", "daily incremental run (+1 session per symbol, +fct_daily_indicators) / full refresh, commands",
-               f"{t_incremental / t_full:.2f}x ({t_incremental:.1f} s vs {t_full:.1f} s)", "<= 0.1x",
+               f"{t_incremental / t_full:.3f}x ({t_incremental:.2f} s vs {t_full:.1f} s)", "<= 0.1x",
                t_incremental / t_full <= 0.1)
 
 
