@@ -156,11 +156,11 @@ def main() -> None:
                 print(line)
                 continue
             r = json.loads(line)
+            ratio = r["trigger_to_orders_s"] / max(r["floor_s"], 1e-9)
             print(f"{r['symbols']:4d} symbols ({r['state']}): trigger -> orders {r['trigger_to_orders_s']:6.2f} s, "
                   f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
                   f"{r['secdef']} conid look-ups, {r['snapshots']} snapshot calls) = "
-                  f"{r['trigger_to_orders_s'] / max(r['floor_s'], 1e-9):.2f}x the floor (goal <= 1.2x)")
-            ratio = r["trigger_to_orders_s"] / max(r["floor_s"], 1e-9)
+                  f"{ratio:.2f}x the floor (goal <= 1.2x)")
             if r["symbols"] == max(SIZES):
                 record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on "
                              f"(dag.test()) / pacing floor ({r['requests']} requests)",

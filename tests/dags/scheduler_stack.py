@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,19 +16,15 @@ from typing import Any
 
 import httpx
 
+from tests.ports import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SchedulerStack:
     def __init__(self, workdir: Path, metadata_url: str, env: dict[str, str],
                  dags_folder: Path = REPO / "dags", triggerer: bool = False) -> None:
-        port = free_port()
+        port, log_port = free_ports(2)
         self.api = f"http://127.0.0.1:{port}"
         self.workdir = workdir
         self.logs = workdir / "logs-processes"
@@ -54,7 +49,7 @@ class SchedulerStack:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.api,
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs a test triggers
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
