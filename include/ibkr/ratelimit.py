@@ -1,5 +1,6 @@
 """Thread-safe client-side pacing for the CP Gateway (§9): a gateway-wide rate, per-endpoint sliding
-windows and a cap on concurrent history requests. Callers sleep; nobody busy-waits.
+windows and a cap on concurrent history requests. Callers sleep; nobody busy-waits. With a ``PacingLedger``
+(pacing_ledger.py) the windows are kept in PostgreSQL and shared by every process that paces the same gateway.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from include.ibkr.pacing_ledger import PacingLedger
 
 # §9 per-endpoint limits as (path regex, max requests, per seconds). Paths exclude the /v1/api prefix.
 DEFAULT_ENDPOINT_LIMITS: tuple[tuple[str, int, float], ...] = (
@@ -51,15 +55,21 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_limiter(gateway: str, rate_per_sec: float | None, *, max_concurrent_history: int | None,
-                   endpoint_limits: Sequence[tuple[str, int, float]]) -> RateLimiter:
+                   endpoint_limits: Sequence[tuple[str, int, float]], ledger_dsn: str | None = None) -> RateLimiter:
     """One limiter per gateway in this process: IBKR paces the gateway, not a client, so consecutive or concurrent
     clients (one per task under dag.test(), threads) share its windows instead of each starting empty and drawing
-    429s. Separate processes still rely on the gateway's 429 and the client's back-off."""
-    key = (gateway, rate_per_sec, max_concurrent_history, tuple(endpoint_limits))
+    429s. ``ledger_dsn``: the windows live in that PostgreSQL database (``PacingLedger``), shared with every other
+    process and host pacing the gateway; without it, separate processes only have the gateway's 429 and back-off."""
+    key = (gateway, rate_per_sec, max_concurrent_history, tuple(endpoint_limits), ledger_dsn)
     with _SHARED_LOCK:
         if key not in _SHARED:
+            ledger = None
+            if ledger_dsn:
+                from include.ibkr.pacing_ledger import PacingLedger
+
+                ledger = PacingLedger(ledger_dsn, gateway)
             _SHARED[key] = RateLimiter(rate_per_sec, endpoint_limits=endpoint_limits,
-                                       max_concurrent_history=max_concurrent_history)
+                                       max_concurrent_history=max_concurrent_history, ledger=ledger)
         return _SHARED[key]
 
 
@@ -67,7 +77,8 @@ class RateLimiter:
     """``with limiter.acquire(path): ...`` blocks until the request may go out.
 
     ``rate_per_sec`` None/0 disables the gateway-wide limit, ``endpoint_limits=()`` the per-endpoint
-    windows, ``max_concurrent_history`` None/0 the history cap. ``clock``/``sleep`` are injectable.
+    windows, ``max_concurrent_history`` None/0 the history cap. ``clock``/``sleep`` are injectable. ``ledger``:
+    reserve every request's slot in that shared ``PacingLedger`` instead of this object's own windows.
     """
 
     def __init__(
@@ -79,8 +90,10 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         guard_s: float = WINDOW_GUARD_S,
+        ledger: PacingLedger | None = None,
     ) -> None:
         self._clock, self._sleep = clock, sleep
+        self.ledger = ledger
         self._lock = threading.Lock()
         self._global: _Window | None = None
         if rate_per_sec:
@@ -124,6 +137,11 @@ class RateLimiter:
 
     def _reserve(self, windows: list[_Window]) -> bool:
         """Record one request in every window, sleeping (outside the lock) until all have room."""
+        if self.ledger is not None:
+            delay = self.ledger.reserve([(w.name, w.limit, w.period) for w in windows])
+            if delay > 0:
+                self._sleep(delay)
+            return delay > 0
         waited = False
         while True:
             with self._lock:

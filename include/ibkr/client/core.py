@@ -80,6 +80,7 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         accepted_questions: Iterable[str] | None = None,
         suppress_accepted_questions: bool = False,
         shared_pacing: bool = False,
+        pacing_dsn: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it.
@@ -91,11 +92,12 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             headers={"Accept": "application/json", "User-Agent": "ibkr-airflow-trading/1"},
         )  # fmt: skip
-        # shared_pacing: this process's other clients of the gateway share the windows (the hook's clients do).
+        # shared_pacing: this process's other clients of the gateway share the windows (the hook's clients do);
+        # pacing_dsn: so do other processes and hosts, through the pacing ledger in that PostgreSQL database.
         pacing = {"max_concurrent_history": max_concurrent_history,
                   "endpoint_limits": DEFAULT_ENDPOINT_LIMITS if endpoint_pacing else ()}
-        self.limiter = (shared_limiter(self.base_url, rate_per_sec, **pacing) if shared_pacing
-                        else RateLimiter(rate_per_sec, **pacing))  # fmt: skip
+        self.limiter = (shared_limiter(self.base_url, rate_per_sec, **pacing, ledger_dsn=pacing_dsn)
+                        if shared_pacing or pacing_dsn else RateLimiter(rate_per_sec, **pacing))  # fmt: skip
         self._retries, self._backoff_initial, self._backoff_max = retries, backoff_initial, backoff_max
         self._configured_account = account_id
         self._lock = threading.RLock()
