@@ -114,6 +114,46 @@ def clean_db(market_db_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def db_snapshot(pg_admin_url: str, market_db_url: str) -> Iterator[object]:
+    """``db_snapshot(key, build)``: the session database in the state ``build()`` leaves it, built once per key and
+    session, then copied back from a template database (~1 s instead of re-running ingestion, dbt and GX).
+
+    Call it after ``clean_db``/``stack_env``. Connections to the database are closed by the copy (the pacing ledger
+    reconnects); files ``build`` writes (e.g. quality reports) must live in a directory that outlives the test."""
+    import psycopg2
+
+    name = market_db_url.rpartition("/")[2]
+    templates: dict[str, str] = {}
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+
+    def _terminate(cur: object, db: str) -> None:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                    " AND pid <> pg_backend_pid()", (db,))
+
+    def _state(key: str, build: object) -> None:
+        with admin.cursor() as cur:
+            if key in templates:
+                cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{templates[key]}"')
+                return
+            build()
+            template = f"{name}_tpl_{len(templates)}"
+            _terminate(cur, name)
+            cur.execute(f'DROP DATABASE IF EXISTS "{template}"')
+            cur.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+            templates[key] = template
+
+    try:
+        yield _state
+    finally:
+        with admin.cursor() as cur:
+            for template in templates.values():
+                cur.execute(f'DROP DATABASE IF EXISTS "{template}"')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
 def simulator_server() -> Iterator[object]:
     from sim.ibkr.config import SimulatorConfig
     from sim.ibkr.server import SimulatorServer

@@ -30,14 +30,25 @@ def example(name: str, folder: Path):
     return module
 
 
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("custom-dag-example")
+
+
 @pytest.fixture
-def three_symbols(run_dag, stack_env):
-    """AAPL, GOOGL and MSFT daily bars from the simulator through dbt and the quality gate (the examples' symbols)."""
-    state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["AAPL", "GOOGL", "MSFT"],
-                                                     "initial_history_sessions": 220})
-    assert state == "success", tasks
-    state, tasks = run_dag("market_data_models", {"sessions": 40})
-    assert state == "success", tasks
+def three_symbols(run_dag, stack_env, module_dir, monkeypatch, db_snapshot):
+    """AAPL, GOOGL and MSFT daily bars from the simulator through dbt and the quality gate (the examples' symbols),
+    built once for the module and restored from a copy for each test."""
+    monkeypatch.setenv("QUALITY_REPORTS_DIR", str(module_dir / "quality"))
+
+    def build():
+        state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["AAPL", "GOOGL", "MSFT"],
+                                                         "initial_history_sessions": 220})
+        assert state == "success", tasks
+        state, tasks = run_dag("market_data_models", {"sessions": 40})
+        assert state == "success", tasks
+
+    db_snapshot("custom-dag-example:AAPL GOOGL MSFT", build)
     return stack_env["MARKET_DB_URL"]
 
 

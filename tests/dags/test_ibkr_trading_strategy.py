@@ -41,23 +41,34 @@ def _rows(dsn, sql, args=()):
         return cur.fetchall() if cur.description else None
 
 
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("trading-strategy")
+
+
 @pytest.fixture
-def market(run_dag, stack_env, tmp_path, monkeypatch):
-    """TSLA and NVDA bars as a steady decline; NVDA's last bar broken (high < low) -> a `fail` verdict."""
-    file = Path(tmp_path / "strategies.yaml")
+def market(run_dag, stack_env, module_dir, monkeypatch, db_snapshot):
+    """TSLA and NVDA bars as a steady decline; NVDA's last bar broken (high < low) -> a `fail` verdict. Built by
+    ingestion, dbt and GX once for the module, then restored from a copy for each test."""
+    file = Path(module_dir / "strategies.yaml")
     file.write_text(STRATEGY)
     monkeypatch.setenv("STRATEGIES_FILE", str(file))
-    monkeypatch.setenv("QUALITY_REPORTS_DIR", str(tmp_path / "quality"))
-    # 220 sessions: past SMA-200's warm-up, which would otherwise make the verdict `warn` (exits only)
-    state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["TSLA", "NVDA"], "initial_history_sessions": 220})
-    assert state == "success", tasks
+    monkeypatch.setenv("QUALITY_REPORTS_DIR", str(module_dir / "quality"))
     dsn = stack_env["MARKET_DB_URL"]
-    steady_decline(dsn)
-    _rows(dsn, """UPDATE raw.daily_bars SET high = low - 1
-                  WHERE symbol = 'NVDA' AND session_date = (SELECT max(session_date) FROM raw.daily_bars)""")
-    state, tasks = run_dag("market_data_models", {"sessions": 40})
-    verdicts = dict(_rows(dsn, "SELECT symbol, verdict FROM quality.symbol_verdicts"))
-    assert verdicts == {"TSLA": "pass", "NVDA": "fail"}, (state, tasks)
+
+    def build():
+        # 220 sessions: past SMA-200's warm-up, which would otherwise make the verdict `warn` (exits only)
+        state, tasks = run_dag("ibkr_ingest_daily_bars", {"symbols": ["TSLA", "NVDA"],
+                                                         "initial_history_sessions": 220})
+        assert state == "success", tasks
+        steady_decline(dsn)
+        _rows(dsn, """UPDATE raw.daily_bars SET high = low - 1
+                      WHERE symbol = 'NVDA' AND session_date = (SELECT max(session_date) FROM raw.daily_bars)""")
+        state, tasks = run_dag("market_data_models", {"sessions": 40})
+        verdicts = dict(_rows(dsn, "SELECT symbol, verdict FROM quality.symbol_verdicts"))
+        assert verdicts == {"TSLA": "pass", "NVDA": "fail"}, (state, tasks)
+
+    db_snapshot("trading-strategy:declining TSLA, broken NVDA", build)
     return dsn
 
 
