@@ -3,7 +3,8 @@
 Everything real and in order, with ``dag.test()`` in a scratch Airflow home: ``ibkr_ingest_daily_bars`` loads
 synthetic symbols from the simulator (its own process, IBKR pacing on), ``market_data_models`` runs dbt and the
 GX gate, then ``ibkr_trading_strategy`` runs an RSI strategy in paper mode with limits wide enough for one order
-per BUY signal. ``BENCH_TRADING_SYMBOLS=10,100`` sets the sizes.
+per BUY signal. ``BENCH_TRADING_SYMBOLS=10,100`` sets the sizes. Then the largest size once more, under make up's
+real scheduler (a process per task) on symbols of its own (BENCH_TRADING_SCHEDULER=0 skips it).
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import record, scratch_database, simulator_process
+from bench.common import free_port, record, scratch_database, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [int(n) for n in os.environ.get("BENCH_TRADING_SYMBOLS", "10,100").split(",")]
+# Then one run of the largest size under the real scheduler (make up's LocalExecutor stack), on symbols of its own
+# (the dag.test() runs hold positions in theirs); BENCH_TRADING_SCHEDULER=0 skips it.
+SCHEDULER = os.environ.get("BENCH_TRADING_SCHEDULER", "1") not in ("0", "false", "no")
+UNIVERSE = max(SIZES) * (2 if SCHEDULER else 1)
 # One strategy per size: decisions are once per (strategy, symbol, session), so a second size on the same
 # strategy would find the first size's symbols already decided.
 STRATEGY_ENTRY = """
@@ -33,7 +38,8 @@ STRATEGY_ENTRY = """
            max_position_notional: 1000, max_gross_exposure: 10000000, price_collar_pct: 0.2}
     mode: paper
 """
-STRATEGY = "version: 1\nstrategies:" + "".join(STRATEGY_ENTRY.replace("{id}", str(90 + i)) for i in range(len(SIZES)))
+STRATEGY = "version: 1\nstrategies:" + "".join(STRATEGY_ENTRY.replace("{id}", str(90 + i))
+                                                 for i in range(len(SIZES) + 1))  # + the scheduler's
 
 
 def _open_market_clock() -> None:
@@ -78,7 +84,7 @@ def _child() -> None:
     airflow_objects.apply()
     ensure_manifest(force=True)
     bag = DagBag(dag_folder=str(REPO / "dags"))
-    symbols = [f"SYN{i:04d}" for i in range(1, max(SIZES) + 1)]
+    symbols = [f"SYN{i:04d}" for i in range(1, UNIVERSE + 1)]
     started = time.perf_counter()
     dr = bag.dags["ibkr_ingest_daily_bars"].test(run_conf={"symbols": symbols, "initial_history_sessions": 260})
     print(f"setup: ingestion of {len(symbols)} symbols x 260 sessions {dr.state} in "
@@ -112,7 +118,8 @@ def _child() -> None:
         experiment = mlflow.get_experiment_by_name(f"ibkr-strategy-bench_rsi_{90 + i}")
         (run,) = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.run_id = '{dr.run_id}'")
         m = run.data.metrics
-        print(json.dumps({"symbols": n, "state": str(dr.state), "trigger_to_orders_s": round(to_orders, 2),
+        print(json.dumps({"symbols": n, "runner": "dag.test()", "state": str(dr.state),
+                          "trigger_to_orders_s": round(to_orders, 2),
                           "dag_test_wall_s": round(wall, 2), "orders": int(m.get("orders", 0)),
                           "mlflow_seconds": round(m["mlflow_seconds"], 3), "run_seconds": round(m["run_seconds"], 2),
                           "mlflow_share": round(m["mlflow_share"], 3), "requests": stats["requests"],
@@ -121,11 +128,76 @@ def _child() -> None:
                           "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
                           "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
               flush=True)
+    if SCHEDULER:
+        _scheduler_run(symbols[max(SIZES):], 90 + len(SIZES))
+
+
+def _scheduler_run(symbols: list[str], strategy_id: int) -> None:
+    """One trading run under make up's real scheduler (API server, dag-processor, scheduler, LocalExecutor: a
+    process per task) on the same database, simulator and clock: trigger -> place_orders' end from the REST API."""
+    from datetime import datetime
+
+    import httpx
+
+    from scripts.devstack import gateway_connection_json
+    from tests.dags.scheduler_stack import SchedulerStack
+
+    admin = os.environ["BENCH_SIM_ADMIN"]
+    work = Path(os.environ["AIRFLOW_HOME"]).parent / "stack"
+    work.mkdir()
+    # as make up: an mlflow server (the tasks log through its REST API), not a store file opened by every task
+    port = free_port()
+    mlflow_log = open(work / "mlflow.log", "wb")  # noqa: SIM115 - handed to the child
+    mlflow = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root",
+         (work / "artifacts").as_uri(), "--workers", "1"],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=mlflow_log,
+        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    keep = ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "STRATEGIES_FILE", "QUALITY_REPORTS_DIR", "TRADING_CLOCK",
+            "GX_ANALYTICS_ENABLED", "DBT_SEND_ANONYMOUS_USAGE_STATS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    env = {k: os.environ[k] for k in keep} | {"AIRFLOW_CONN_MARKET_DB": os.environ["MARKET_DB_URL"],
+                                               "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(
+                                                   os.environ["IBKR_GATEWAY_URL"]),
+                                               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    stack = SchedulerStack(work, os.environ["BENCH_METADATA_URL"], env)
+    try:
+        stack.start()
+        stack.dag_ready("ibkr_trading_strategy")
+        dag = "ibkr_trading_strategy"
+        httpx.post(f"{admin}/stats/reset").raise_for_status()
+        run_id = stack.trigger(dag, {"strategy_id": strategy_id, "symbols": symbols, "dry_run": False,
+                                     "mode": "paper", "ignore_market_hours": False}, "manual__bench_scheduler")
+        state = stack.wait_run(dag, run_id, timeout=600)
+        stats = httpx.get(f"{admin}/stats").json()
+        run = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}")
+        tis = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    finally:
+        stack.stop()
+        mlflow.terminate()
+        mlflow.wait(30)
+        mlflow_log.close()
+    queued = datetime.fromisoformat(run["queued_at"])
+    place = next(t for t in tis if t["task_id"] == "place_orders")
+    took = {t["task_id"]: round(t["duration"], 2) for t in tis if t.get("duration") is not None}
+    starts = {t["task_id"]: round((datetime.fromisoformat(t["start_date"]) - queued).total_seconds(), 1)
+              for t in tis if t.get("start_date")}
+    orders = sum(v for p, v in stats["by_path"].items() if p.endswith("/orders") and "/account/" in p
+                 and not p.endswith("/account/orders"))
+    print(json.dumps({"symbols": len(symbols), "runner": "real scheduler", "state": state,
+                      "trigger_to_orders_s": round((datetime.fromisoformat(place["end_date"]) - queued)
+                                                   .total_seconds(), 2) if place.get("end_date") else None,
+                      "requests": stats["requests"], "floor_s": round(pacing_floor(stats["by_path"]), 2),
+                      "tasks": took, "starts": starts, "order_posts": orders,
+                      "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
+                      "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
+          flush=True)
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-trading-") as tmp, scratch_database("bench_trading") as dsn, \
-            simulator_process("--synthetic-symbols", str(max(SIZES)), "--fill-mode", "immediate") as (api, admin):
+            scratch_database("bench_trading_airflow") as metadata_url, \
+            simulator_process("--synthetic-symbols", str(UNIVERSE), "--fill-mode", "immediate") as (api, admin):
         home = Path(tmp)
         base, _, db = dsn.rpartition("/")
         if "@" in base and ":" not in base.split("//", 1)[1].split("@", 1)[0]:
@@ -137,7 +209,7 @@ def main() -> None:
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
                "MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn,
-               "IBKR_GATEWAY_URL": api, "BENCH_SIM_ADMIN": admin,
+               "IBKR_GATEWAY_URL": api, "BENCH_SIM_ADMIN": admin, "BENCH_METADATA_URL": metadata_url,
                "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
                "STRATEGIES_FILE": str(home / "strategies.yaml"), "QUALITY_REPORTS_DIR": str(home / "quality"),
                "GX_ANALYTICS_ENABLED": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -148,7 +220,7 @@ def main() -> None:
                              capture_output=True, text=True)
         (REPO / ".local" / "bench-trading-child.log").write_text(out.stdout + out.stderr)  # the task logs
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("{", "setup:"))]
-        if out.returncode or len(lines) < len(SIZES) + 3:
+        if out.returncode or len(lines) < len(SIZES) + 3 + SCHEDULER:
             print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
             raise SystemExit("trading bench failed")
         for line in lines:
@@ -156,6 +228,9 @@ def main() -> None:
                 print(line)
                 continue
             r = json.loads(line)
+            if r["runner"] == "real scheduler":
+                _print_scheduler_run(r)
+                continue
             ratio = r["trigger_to_orders_s"] / max(r["floor_s"], 1e-9)
             print(f"{r['symbols']:4d} symbols ({r['state']}): trigger -> orders {r['trigger_to_orders_s']:6.2f} s, "
                   f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
@@ -175,6 +250,24 @@ def main() -> None:
             print("      tasks (s): " + ", ".join(f"{k} {v}" for k, v in r["tasks"].items()))
         print("(dag.test() runs every task in one process: mlflow is imported once; under a scheduler each task "
               "process pays ~1.8 s to import mlflow and open the store)")
+
+
+def _print_scheduler_run(r: dict) -> None:
+    if r["state"] != "success" or r["trigger_to_orders_s"] is None:
+        raise SystemExit(f"the trading run under the real scheduler ended {r['state']}: {r['tasks']}")
+    ratio = r["trigger_to_orders_s"] / max(r["floor_s"], 1e-9)
+    before = sorted((t for t in r["starts"] if r["starts"][t] < r["starts"]["place_orders"]), key=r["starts"].get)
+    print(f"{r['symbols']:4d} symbols, real scheduler (LocalExecutor, a process per task, mlflow server): "
+          "trigger -> orders "
+          f"{r['trigger_to_orders_s']:6.2f} s, {r['order_posts']} order posts; IBKR pacing floor {r['floor_s']:.1f} s "
+          f"({r['requests']} requests) = {ratio:.2f}x the floor (goal <= 1.2x)")
+    print("      tasks before the orders (started at +s, ran s): "
+          + ", ".join(f"{t} +{r['starts'][t]} {r['tasks'].get(t, 0)}" for t in before)
+          + f"; place_orders +{r['starts']['place_orders']} {r['tasks'].get('place_orders', 0)}")
+    record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on, real "
+                 f"scheduler (LocalExecutor) / pacing floor ({r['requests']} requests)",
+           f"{ratio:.2f}x ({r['trigger_to_orders_s']:.1f} s vs {r['floor_s']:.1f} s; {len(before)} task processes "
+           "before place_orders)", "<= 1.2x", ratio <= 1.2)
 
 
 if __name__ == "__main__":
