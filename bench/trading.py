@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,8 @@ def _child() -> None:
                           "mlflow_seconds": round(m["mlflow_seconds"], 3), "run_seconds": round(m["run_seconds"], 2),
                           "mlflow_share": round(m["mlflow_share"], 3), "requests": stats["requests"],
                           "floor_s": round(pacing_floor(stats["by_path"]), 2), "tasks": took,
+                          "http_429": stats.get("http_429", 0),
+                          "busiest": sorted(stats["by_path"].items(), key=lambda kv: -kv[1])[:4],
                           "charts_before_orders": charts_first,
                           "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
                           "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
@@ -244,6 +247,9 @@ def main() -> None:
                   f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
                   f"{r['secdef']} conid look-ups, {r['snapshots']} snapshot calls) = "
                   f"{ratio:.2f}x the floor (goal <= 1.2x)")
+            print(f"      gateway: {r['http_429']} HTTP 429; busiest paths " + ", ".join(
+                re.sub(r"/account/[^/]+/", "/account/{id}/", f"{path.split('/v1/api', 1)[-1]} {n}")
+                for path, n in r["busiest"]))
             if r["symbols"] == max(SIZES):
                 record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on "
                              f"(dag.test()) / pacing floor ({r['requests']} requests)",
