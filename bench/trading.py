@@ -63,8 +63,6 @@ def _open_market_clock() -> None:
 def pacing_floor(by_path: dict[str, int], rate: float = 10.0) -> float:
     """The least time IBKR's pacing allows for these requests: the gateway-wide rate, or an endpoint's own window
     (e.g. live orders 1 per 5 s) if that binds harder."""
-    import re
-
     from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS
 
     floor = sum(by_path.values()) / rate
