@@ -40,9 +40,15 @@ MKT_Q = ("o10151",)  # the MKT leg measures one confirmation round trip: accept 
 
 
 def main() -> None:
+    import logging
+
     from include.execution import RunContext, execute_intents
     from include.ibkr.client import IBKRClient
 
+    # one INFO line per confirmed question and per executor run would bury the table (make bench runs this after
+    # benches that set up Airflow's logging in the same process)
+    for name in ("include", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     top = max(COUNTS)
     with simulator_process("--synthetic-symbols", str(top), "--fill-mode", "immediate") as (api, admin), \
             scratch_database("bench_orders") as dsn, IBKRClient(api, accepted_questions=MKT_Q) as paced, \
