@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -46,6 +47,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(work: Path) -> Iterator[str]:
+    """An ``mlflow server`` on a sqlite store in ``work`` with a file:// artifact root, as make up runs it; yields its
+    tracking URI and stops it on exit (its log: work/mlflow.log)."""
+    port = free_port()
+    with open(work / "mlflow.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root",
+             (work / "artifacts").as_uri(), "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @contextmanager

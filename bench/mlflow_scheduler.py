@@ -8,8 +8,6 @@ MlflowClient path instead of the REST one (include/tracking/rest.py).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import free_port, record, scratch_database
+from bench.common import mlflow_server, record, scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = ["AAPL", "MSFT"]
@@ -72,42 +70,33 @@ def main() -> None:
         work = Path(tmp)
         at = _market(dsn, work)
         (work / "strategies.yaml").write_text(STRATEGIES)
-        port = free_port()
-        mlflow_log = open(work / "mlflow.log", "wb")  # noqa: SIM115 - handed to the child
-        mlflow = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root",
-             (work / "artifacts").as_uri(), "--workers", "1"],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=mlflow_log,
-            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        uri = f"http://127.0.0.1:{port}"
-        stack = None
-        try:
-            with SimulatorServer(SimulatorConfig(fill_mode="immediate")) as sim:
-                httpx.post(f"{sim.admin_url}/clock", json={"now": at.isoformat(), "running": True}).raise_for_status()
-                env = {"MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn, "IBKR_GATEWAY_URL": sim.base_url,
-                       "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(sim.base_url),
-                       "MLFLOW_TRACKING_URI": uri, "MLFLOW_REST_LOGGING": "1" if rest else "0",
-                       "STRATEGIES_FILE": str(work / "strategies.yaml"), "QUALITY_REPORTS_DIR": str(work / "quality"),
-                       "TRADING_CLOCK": at.isoformat(), "GX_ANALYTICS_ENABLED": "false",
-                       "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-                stack = SchedulerStack(work, metadata_url, env).start()
-                stack.dag_ready("ibkr_trading_strategy")
-                shares = []
-                for i in range(runs):
-                    run_id = stack.trigger("ibkr_trading_strategy", {"strategy_id": 41, "dry_run": False,
-                                                                     "mode": "paper"}, f"manual__p7_{i}")
-                    state = stack.wait_run("ibkr_trading_strategy", run_id, timeout=600)
-                    metrics = _metrics(uri, run_id)
-                    shares.append(metrics["mlflow_share"])
-                    print(f"run {i + 1} ({state}): MLflow {metrics['mlflow_seconds']:.2f} s of "
-                          f"{metrics['run_seconds']:.2f} s = {100 * metrics['mlflow_share']:.1f}%", flush=True)
-        finally:
-            if stack is not None:
-                stack.stop()
-            mlflow.terminate()
-            mlflow.wait(30)
-            mlflow_log.close()
+        with mlflow_server(work) as uri:
+            stack = None
+            try:
+                with SimulatorServer(SimulatorConfig(fill_mode="immediate")) as sim:
+                    clock = {"now": at.isoformat(), "running": True}
+                    httpx.post(f"{sim.admin_url}/clock", json=clock).raise_for_status()
+                    env = {"MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn, "IBKR_GATEWAY_URL": sim.base_url,
+                           "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(sim.base_url),
+                           "MLFLOW_TRACKING_URI": uri, "MLFLOW_REST_LOGGING": "1" if rest else "0",
+                           "STRATEGIES_FILE": str(work / "strategies.yaml"),
+                           "QUALITY_REPORTS_DIR": str(work / "quality"),
+                           "TRADING_CLOCK": at.isoformat(), "GX_ANALYTICS_ENABLED": "false",
+                           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+                    stack = SchedulerStack(work, metadata_url, env).start()
+                    stack.dag_ready("ibkr_trading_strategy")
+                    shares = []
+                    for i in range(runs):
+                        run_id = stack.trigger("ibkr_trading_strategy", {"strategy_id": 41, "dry_run": False,
+                                                                         "mode": "paper"}, f"manual__p7_{i}")
+                        state = stack.wait_run("ibkr_trading_strategy", run_id, timeout=600)
+                        metrics = _metrics(uri, run_id)
+                        shares.append(metrics["mlflow_share"])
+                        print(f"run {i + 1} ({state}): MLflow {metrics['mlflow_seconds']:.2f} s of "
+                              f"{metrics['run_seconds']:.2f} s = {100 * metrics['mlflow_share']:.1f}%", flush=True)
+            finally:
+                if stack is not None:
+                    stack.stop()
         shares.sort()
         median = shares[len(shares) // 2]
         record("P7", f"MLflow's share of a trading run under the real scheduler (LocalExecutor, mlflow server, "

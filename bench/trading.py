@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import free_port, record, scratch_database, simulator_process
+from bench.common import mlflow_server, record, scratch_database, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [int(n) for n in os.environ.get("BENCH_TRADING_SYMBOLS", "10,100").split(",")]
@@ -146,46 +146,37 @@ def _scheduler_run(symbols: list[str], strategy_id: int) -> None:
     admin = os.environ["BENCH_SIM_ADMIN"]
     work = Path(os.environ["AIRFLOW_HOME"]).parent / "stack"
     work.mkdir()
-    # as make up: an mlflow server (the tasks log through its REST API), not a store file opened by every task
-    port = free_port()
-    mlflow_log = open(work / "mlflow.log", "wb")  # noqa: SIM115 - handed to the child
-    mlflow = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root",
-         (work / "artifacts").as_uri(), "--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=mlflow_log,
-        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     keep = ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "STRATEGIES_FILE", "QUALITY_REPORTS_DIR", "TRADING_CLOCK",
             "GX_ANALYTICS_ENABLED", "DBT_SEND_ANONYMOUS_USAGE_STATS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     env = {k: os.environ[k] for k in keep} | {"AIRFLOW_CONN_MARKET_DB": os.environ["MARKET_DB_URL"],
                                                "AIRFLOW_CONN_IBKR_DEFAULT": gateway_connection_json(
-                                                   os.environ["IBKR_GATEWAY_URL"]),
-                                               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
-    stack = SchedulerStack(work, os.environ["BENCH_METADATA_URL"], env)
-    try:
-        stack.start()
-        # make up's mlflow server has long created its store when a trading run starts: wait for this one's
-        stack.wait("mlflow server", lambda: httpx.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
-                                                      params={"max_results": 1}, timeout=10).is_success, 120)
-        stack.dag_ready("ibkr_trading_strategy")
-        dag = "ibkr_trading_strategy"
-        # make up's stack is long running (the keepalive runs every minute): one dry run first, so that the measured
-        # run does not pay the fresh stack's first task (~5 s: a worker's first fork, the API's first calls)
-        warm = stack.trigger(dag, {"strategy_id": 90, "symbols": ["SYN0001"], "dry_run": True}, "manual__bench_warm")
-        if stack.wait_run(dag, warm, timeout=600) != "success":
-            raise RuntimeError(f"the warm-up run failed: {stack.task_states(dag, warm)}")
-        httpx.post(f"{admin}/stats/reset").raise_for_status()
-        run_id = stack.trigger(dag, {"strategy_id": strategy_id, "symbols": symbols, "dry_run": False,
-                                     "mode": "paper", "ignore_market_hours": False}, "manual__bench_scheduler")
-        state = stack.wait_run(dag, run_id, timeout=600)
-        stats = httpx.get(f"{admin}/stats").json()
-        run = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}")
-        tis = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances")["task_instances"]
-    finally:
-        stack.stop()
-        mlflow.terminate()
-        mlflow.wait(30)
-        mlflow_log.close()
+                                                   os.environ["IBKR_GATEWAY_URL"])}
+    # as make up: an mlflow server (the tasks log through its REST API), not a store file opened by every task
+    with mlflow_server(work) as uri:
+        stack = SchedulerStack(work, os.environ["BENCH_METADATA_URL"], env | {"MLFLOW_TRACKING_URI": uri})
+        try:
+            stack.start()
+            # make up's mlflow server has long created its store when a trading run starts: wait for this one's
+            stack.wait("mlflow server", lambda: httpx.get(f"{uri}/api/2.0/mlflow/experiments/search",
+                                                          params={"max_results": 1}, timeout=10).is_success, 120)
+            stack.dag_ready("ibkr_trading_strategy")
+            dag = "ibkr_trading_strategy"
+            # make up's stack is long running (the keepalive runs every minute): one dry run first, so that the
+            # measured run does not pay the fresh stack's first task (~5 s: a worker's first fork, the API's first
+            # calls)
+            warm = stack.trigger(dag, {"strategy_id": 90, "symbols": ["SYN0001"], "dry_run": True},
+                                 "manual__bench_warm")
+            if stack.wait_run(dag, warm, timeout=600) != "success":
+                raise RuntimeError(f"the warm-up run failed: {stack.task_states(dag, warm)}")
+            httpx.post(f"{admin}/stats/reset").raise_for_status()
+            run_id = stack.trigger(dag, {"strategy_id": strategy_id, "symbols": symbols, "dry_run": False,
+                                         "mode": "paper", "ignore_market_hours": False}, "manual__bench_scheduler")
+            state = stack.wait_run(dag, run_id, timeout=600)
+            stats = httpx.get(f"{admin}/stats").json()
+            run = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}")
+            tis = stack.http("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        finally:
+            stack.stop()
     queued = datetime.fromisoformat(run["queued_at"])
     place = next(t for t in tis if t["task_id"] == "place_orders")
     took = {t["task_id"]: round(t["duration"], 2) for t in tis if t.get("duration") is not None}
