@@ -68,7 +68,11 @@ class PacingLedger:
     """
 
     def __init__(self, dsn: str, gateway: str) -> None:
-        self.dsn, self.gateway = dsn, gateway
+        import httpx
+
+        url = httpx.URL(gateway)
+        # the gateway's URL names its windows; credentials in it (if any) are not written to the database
+        self.dsn, self.gateway = dsn, str(url.copy_with(username=None, password=None)) if url.userinfo else gateway
         self._conn: Any = None
         self._lock = threading.Lock()
         self.reservations = 0

@@ -36,6 +36,18 @@ def test_reservations_from_separate_connections_share_one_window(market_db_url: 
         b.close()
 
 
+def test_credentials_in_the_gateway_url_stay_out_of_the_ledger(market_db_url: str) -> None:
+    ledger = PacingLedger(market_db_url, "https://user:secret@gw.example:5000/v1/api")
+    assert ledger.gateway == "https://gw.example:5000/v1/api"
+    ledger.reserve([("w", 5, 1.0)])
+    ledger.close()
+    import psycopg2
+
+    with psycopg2.connect(market_db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM ops.gateway_pacing WHERE gateway LIKE '%secret%'")
+        assert cur.fetchone() == (0,)
+
+
 def test_a_lost_connection_or_dropped_schema_is_recovered_once(market_db_url: str) -> None:
     ledger = PacingLedger(market_db_url, f"test-reconnect-{time.monotonic_ns()}")
     assert ledger.reserve([("w", 5, 1.0)]) == 0.0
