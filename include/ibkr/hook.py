@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseHook
 
-from include.settings import IBKR_CONN_ID, Settings, gateway_url_from_connection, load_settings, normalize_pg_url
+from include.settings import IBKR_CONN_ID, Settings, gateway_url_from_connection, load_settings
 
 if TYPE_CHECKING:
     from include.execution.models import IntentRecord
@@ -66,7 +66,7 @@ class IBKRHook(BaseHook):
             "accepted_questions": s.ibkr_accepted_questions,
             "shared_pacing": True,  # tasks in one process (dag.test(), threads) pace the gateway together
             # ... and with every other task process and host, through the pacing ledger in the market database
-            "pacing_dsn": normalize_pg_url(s.market_db_url) if s.market_db_url else None,
+            "pacing_dsn": s.require_market_db_url() if s.market_db_url else None,
         }
         kwargs.update(self.client_kwargs)
         return IBKRClient(s.require_gateway_url(), **kwargs)

@@ -57,7 +57,6 @@ BEGIN
     RETURN at_s - now_s;
 END $$;
 """
-_DDL_LOCK_KEY = 727_201
 
 
 class PacingLedger:
@@ -106,14 +105,16 @@ class PacingLedger:
         if self._conn is None:
             import psycopg2
 
+            from include.marketdata.db import apply_ddl
+
             conn = psycopg2.connect(self.dsn, application_name="ibkr-pacing")
             try:
                 with conn, conn.cursor() as cur:
                     cur.execute("SELECT to_regprocedure(%s) IS NOT NULL",
                                 (f"{FUNCTION}(text, text[], integer[], double precision[])",))
-                    if not cur.fetchone()[0]:
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-                        cur.execute(DDL)
+                    missing = not cur.fetchone()[0]
+                if missing:
+                    apply_ddl(conn, DDL)  # under the project's schema lock, like every package's tables
                 conn.autocommit = True
             except Exception:
                 conn.close()
