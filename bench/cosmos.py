@@ -286,7 +286,6 @@ def _report(r: dict) -> None:
 
 
 def main() -> None:
-
     home = Path(tempfile.mkdtemp(prefix="bench-cosmos-"))
     log_path = LOCAL / "bench-cosmos.log"
     try:

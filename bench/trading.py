@@ -121,13 +121,8 @@ def _child() -> None:
                           "trigger_to_orders_s": round(to_orders, 2),
                           "dag_test_wall_s": round(wall, 2), "orders": int(m.get("orders", 0)),
                           "mlflow_seconds": round(m["mlflow_seconds"], 3), "run_seconds": round(m["run_seconds"], 2),
-                          "mlflow_share": round(m["mlflow_share"], 3), "requests": stats["requests"],
-                          "floor_s": round(pacing_floor(stats["by_path"]), 2), "tasks": took,
-                          "http_429": stats.get("http_429", 0),
-                          "busiest": sorted(stats["by_path"].items(), key=lambda kv: -kv[1])[:4],
-                          "charts_before_orders": charts_first,
-                          "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
-                          "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
+                          "mlflow_share": round(m["mlflow_share"], 3), "tasks": took,
+                          "charts_before_orders": charts_first, **_gateway_counts(stats)}),
               flush=True)
     if SCHEDULER:
         _scheduler_run(symbols[max(SIZES):], 90 + len(SIZES))
@@ -187,11 +182,18 @@ def _scheduler_run(symbols: list[str], strategy_id: int) -> None:
     print(json.dumps({"symbols": len(symbols), "runner": "real scheduler", "state": state,
                       "trigger_to_orders_s": round((datetime.fromisoformat(place["end_date"]) - queued)
                                                    .total_seconds(), 2) if place.get("end_date") else None,
-                      "requests": stats["requests"], "floor_s": round(pacing_floor(stats["by_path"]), 2),
-                      "tasks": took, "starts": starts, "order_posts": orders,
-                      "secdef": sum(v for p, v in stats["by_path"].items() if "secdef" in p or "trsrv" in p),
-                      "snapshots": sum(v for p, v in stats["by_path"].items() if p.endswith("/snapshot"))}),
+                      "tasks": took, "starts": starts, "order_posts": orders, **_gateway_counts(stats)}),
           flush=True)
+
+
+def _gateway_counts(stats: dict) -> dict:
+    """What the simulator's request statistics say about a run: requests, their pacing floor, 429s, the busiest
+    paths, conid look-ups and snapshot calls."""
+    by_path = stats["by_path"]
+    return {"requests": stats["requests"], "floor_s": round(pacing_floor(by_path), 2),
+            "http_429": stats.get("http_429", 0), "busiest": sorted(by_path.items(), key=lambda kv: -kv[1])[:4],
+            "secdef": sum(v for p, v in by_path.items() if "secdef" in p or "trsrv" in p),
+            "snapshots": sum(v for p, v in by_path.items() if p.endswith("/snapshot"))}
 
 
 def main() -> None:

@@ -127,10 +127,6 @@ def db_snapshot(pg_admin_url: str, market_db_url: str) -> Iterator[object]:
     admin = psycopg2.connect(pg_admin_url)
     admin.autocommit = True
 
-    def _terminate(cur: object, db: str) -> None:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                    " AND pid <> pg_backend_pid()", (db,))
-
     def _state(key: str, build: object) -> None:
         with admin.cursor() as cur:
             if key in templates:
@@ -139,7 +135,8 @@ def db_snapshot(pg_admin_url: str, market_db_url: str) -> Iterator[object]:
                 return
             build()
             template = f"{name}_tpl_{len(templates)}"
-            _terminate(cur, name)
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                        " AND pid <> pg_backend_pid()", (name,))  # CREATE DATABASE ... TEMPLATE needs it idle
             cur.execute(f'DROP DATABASE IF EXISTS "{template}"')
             cur.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
             templates[key] = template
