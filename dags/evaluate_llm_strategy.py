@@ -31,8 +31,10 @@ with DAG(
     def evaluate(prompt_version: int | None) -> dict:
         from include.llm.evaluation import run_evaluation
 
-        p = get_current_context()["params"]
+        context = get_current_context()
+        p = context["params"]
         return run_evaluation(int(p["strategy_id"]), prompt_version=prompt_version, symbols=p["symbols"],
-                              sessions=int(p["sessions"]), horizon=int(p["horizon"]))
+                              sessions=int(p["sessions"]), horizon=int(p["horizon"]),
+                              tags={"dag_id": context["dag"].dag_id, "run_id": context["run_id"]})
 
     evaluate.expand(prompt_version=prompt_versions())

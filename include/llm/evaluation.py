@@ -113,9 +113,11 @@ def scorers() -> list[Any]:
 
 
 def evaluate_prompt(config: StrategyConfig, chat: ChatClient, history: History, *, prompt_version: int | None = None,
-                    horizon: int = 5, sessions: int = 20, tracking_uri: str | None = None) -> dict[str, Any]:
+                    horizon: int = 5, sessions: int = 20, tracking_uri: str | None = None,
+                    tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Replay ``config``'s LLM strategy with one prompt version (default: the one its alias serves) and score it in a
-    new evaluation run; returns the run id, the prompt URI and the metrics."""
+    new evaluation run (with ``tags`` besides its own, e.g. the Airflow run's); returns the run id, the prompt URI
+    and the metrics."""
     import mlflow
 
     from include.backtest.tasks import _csv
@@ -131,7 +133,7 @@ def evaluate_prompt(config: StrategyConfig, chat: ChatClient, history: History, 
               else resolve(params.prompt, params.prompt_alias, registry))
     experiment_id = ensure_experiment(EVAL_EXPERIMENT.format(name=config.name), tracking_uri=uri)
     run_id = registry.create_run(experiment_id, run_name=f"eval__{prompt.label}", tags={
-        "llm.evaluation": "true", "strategy": config.name, "llm.prompt_uri": prompt.uri}).info.run_id
+        **(tags or {}), "llm.evaluation": "true", "strategy": config.name, "llm.prompt_uri": prompt.uri}).info.run_id
     tracking = LLMTracking(uri, experiment_id, run_id, extra_tags={"llm.evaluation": "true"})
     strategy = LLMStrategy(config.id, params, chat, tracking=tracking, prompt=prompt)
     try:
@@ -167,9 +169,10 @@ def evaluate_prompt(config: StrategyConfig, chat: ChatClient, history: History, 
 
 
 def run_evaluation(strategy_id: int, *, prompt_version: int | None = None, symbols: Sequence[str] | None = None,
-                   sessions: int = 20, horizon: int = 5) -> dict[str, Any]:
+                   sessions: int = 20, horizon: int = 5, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Evaluate a configured LLM strategy on the mart (MARKET_DB_URL, MLFLOW_TRACKING_URI, its llm connection):
-    what ``python -m include.llm.evaluation`` and the ``evaluate_llm_strategy`` DAG run."""
+    what ``python -m include.llm.evaluation`` and the ``evaluate_llm_strategy`` DAG run (which tags the run with its
+    ``dag_id`` and ``run_id``)."""
     from include.backtest.engine import load_history
     from include.config import get_strategy
     from include.llm.connection import load_endpoint
@@ -183,7 +186,7 @@ def run_evaluation(strategy_id: int, *, prompt_version: int | None = None, symbo
         history = load_history(conn, list(symbols or config.symbols))
     endpoint = load_endpoint(config.signal.connection_id)
     return evaluate_prompt(config, endpoint.client(), history, prompt_version=prompt_version, horizon=horizon,
-                           sessions=sessions)
+                           sessions=sessions, tags=tags)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

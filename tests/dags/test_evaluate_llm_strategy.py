@@ -24,7 +24,10 @@ def test_the_dag_scores_the_strategy_in_an_evaluation_run(run_dag, stack_env, st
     assert state == "success", tasks
     mlflow = client()
     experiment = mlflow.get_experiment_by_name("ibkr-llm-eval-llm_daily_signal")
-    (run,) = mlflow.search_runs([experiment.experiment_id], filter_string="tags.`llm.evaluation` = 'true'")
+    # The session's store may hold other evaluations of this strategy (tests/llm): this DAG run's is tagged with it.
+    dag_run_id = run_dag.last_run_id
+    (run,) = mlflow.search_runs([experiment.experiment_id], filter_string="tags.`llm.evaluation` = 'true' and "
+                                f"tags.dag_id = 'evaluate_llm_strategy' and tags.run_id = '{dag_run_id}'")
     assert run.data.params["sessions"] == "5" and run.data.params["horizon"] == "3"
     assert run.data.params["symbols"] == "AAA,BBB" and run.data.metrics["decisions"] == 10
     m = run.data.metrics  # "calls": the decisions that were a BUY or SELL (hit rate and Brier score score those)
