@@ -57,15 +57,36 @@ PROFILE_NAME = "ibkr_market"
 
 
 def ensure_manifest(force: bool = False) -> Path:
-    """``dbt parse`` into target/manifest.json (what Cosmos renders from; the Docker build runs it too)."""
+    """``dbt parse`` into target/manifest.json (what Cosmos renders from; the Docker build runs it too).
+
+    dbt parses into a scratch directory inside target/ (from target/'s partial-parse file when there is one),
+    then manifest.json and partial_parse.msgpack are moved into target/ whole: a DAG file parsed meanwhile (a
+    scheduler, another test worker, a second ``ensure_manifest``) reads the old manifest or the new one, never half
+    of one, which dbt's in-place write would give it."""
     if MANIFEST_PATH.exists() and not force:
         return MANIFEST_PATH
+    import os
+    import shutil
+    import tempfile
+
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-                                 str(DBT_PROJECT_DIR), "--quiet"])
-    if not result.success:
-        raise RuntimeError(f"dbt parse failed: {result.exception}")
+    target = MANIFEST_PATH.parent
+    target.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+    try:
+        if (target / "partial_parse.msgpack").exists():
+            shutil.copy2(target / "partial_parse.msgpack", scratch / "partial_parse.msgpack")
+        result = dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+                                     str(DBT_PROJECT_DIR), "--target-path", str(scratch), "--log-path",
+                                     str(scratch), "--quiet"])
+        if not result.success:
+            raise RuntimeError(f"dbt parse failed: {result.exception}")
+        for name in ("partial_parse.msgpack", "manifest.json"):  # the manifest last: it is what readers look for
+            if (scratch / name).exists():
+                os.replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return MANIFEST_PATH
 
 

@@ -61,3 +61,26 @@ def test_watcher_renders_one_producer_and_a_sensor_per_model():
 def test_unsupported_combinations_are_refused(mode, tests, message):
     with pytest.raises(ValueError, match=message):
         cosmos_task_group_kwargs(execution_mode=mode, test_behavior=tests)
+
+
+def test_the_manifest_is_replaced_whole_and_kept_when_parsing_fails(tmp_path, monkeypatch):
+    """ensure_manifest parses beside target/ and moves the result in: a failed parse leaves the manifest Cosmos
+    renders from as it was, and no scratch directory is left behind either way."""
+    import json
+    import shutil
+
+    from include import dbt_project
+
+    project = tmp_path / "ibkr_market"
+    shutil.copytree(dbt_project.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setattr(dbt_project, "DBT_PROJECT_DIR", project)
+    monkeypatch.setattr(dbt_project, "MANIFEST_PATH", project / "target" / "manifest.json")
+    path = dbt_project.ensure_manifest(force=True)
+    assert path == project / "target" / "manifest.json"
+    assert "model.ibkr_market.fct_daily_indicators" in json.loads(path.read_text())["nodes"]
+    before = path.read_bytes()
+    (project / "models" / "marts" / "broken.sql").write_text("select {{ this is not jinja }}")
+    with pytest.raises(RuntimeError, match="dbt parse failed"):
+        dbt_project.ensure_manifest(force=True)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in (project / "target").iterdir()) == ["manifest.json", "partial_parse.msgpack"]
