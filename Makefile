@@ -16,8 +16,11 @@ $(STAMP): requirements.txt requirements-dev.txt sim/requirements.txt constraints
 demo: $(STAMP)
 	@$(PY) -m scripts.demo
 
+# Test modules are shared out between TEST_WORKERS processes (pytest-xdist; whole modules, the ones that start
+# stacks on one worker: tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 up: $(STAMP)
 	@$(PY) -m scripts.up

@@ -22,11 +22,16 @@ REPO = Path(__file__).resolve().parents[1]
 # Airflow reads its configuration at import time, so isolate it before any test imports it.
 # This module can be imported twice in one session (as ``conftest`` and as ``tests.conftest`` once a test package
 # is imported by name): the second import must reuse the first's home, or Airflow and the fixtures would disagree.
-_AIRFLOW_HOME = Path(os.environ.get("_TESTS_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-test-"))
-os.environ["_TESTS_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+# Each pytest-xdist worker (``make test`` runs two) has a home, metadata DB and Cosmos cache of its own: the workers
+# inherit the controller's environment, so the variable is named per worker.
+_HOME_VAR = "_TESTS_AIRFLOW_HOME" + (f"_{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ
+                                     else "")
+_AIRFLOW_HOME = Path(os.environ.get(_HOME_VAR) or tempfile.mkdtemp(prefix="airflow-test-"))
+os.environ[_HOME_VAR] = str(_AIRFLOW_HOME)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__COSMOS__CACHE_DIR": str(_AIRFLOW_HOME / "cosmos"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -42,6 +47,42 @@ os.environ.update(
 )
 for _var in ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "STOCK_SYMBOLS", "IBKR_ACCOUNT_ID", "MLFLOW_TRACKING_URI"):
     os.environ.pop(_var, None)  # tests set these explicitly; the developer's shell must not leak in
+
+
+# Modules that start whole stacks (an Airflow scheduler and API server, make demo + make up and a browser, Celery
+# workers): ~11 of the suite's ~22 serial minutes. Under pytest-xdist (make test) they form one unit of work, run
+# first and one after another on one worker while the other worker takes every other module: two stacks at once on
+# two cores slowed each other about twofold. Serial runs run them first too.
+STACK_MODULES = (
+    "tests/dags/test_trading_under_scheduler.py",
+    "tests/ui/test_browser.py",
+    "tests/scripts/test_up_trigger_paths.py",
+    "tests/scaleout/test_celery_scaleout.py",
+)
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order = {path: i for i, path in enumerate(STACK_MODULES)}
+    items.sort(key=lambda item: order.get(_module(item.nodeid), len(order)))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Whole modules per worker (a module's fixtures are built once), in collection order, the stack modules as one
+    unit: see STACK_MODULES."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StacksTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return "stacks" if module in STACK_MODULES else module
+
+    config.option.loadscopereorder = False  # not by test count: the stacks first
+    return StacksTogether(config, log)
 
 
 def _free_port() -> int:
@@ -213,7 +254,8 @@ _PARAM_DEFAULTS: dict[str, dict] = {}
 
 @pytest.fixture
 def run_dag(dagbag: object):
-    """Run a DAG with ``dag.test()``; returns (state, {task_id or task_id[map_index]: state}).
+    """Run a DAG with ``dag.test()``; returns (state, {task_id or task_id[map_index]: state}). The run's id is
+    then ``run_dag.last_run_id``.
 
     Retries are switched off so a failure shows at once instead of after the retry delay.
     """
@@ -226,6 +268,7 @@ def run_dag(dagbag: object):
         # test's symbols): every run starts from the params as the DAG file defined them.
         defaults = _PARAM_DEFAULTS.setdefault(dag_id, copy.deepcopy(dag.params.dump()))
         dr = dag.test(run_conf={**copy.deepcopy(defaults), **(conf or {})})
+        _run.last_run_id = dr.run_id
         states = {}
         for ti in dr.get_task_instances():
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"

@@ -36,8 +36,12 @@ def test_one_signal_per_symbol_in_order_and_hold_without_features(strategy_id):
 JUNK = [None, math.nan, math.inf, -math.inf, "12.5", "", [], {}, True, object()]
 
 
+def _junk_id(value: object) -> str:  # stable across processes (test ids must match between xdist workers)
+    return "object()" if type(value) is object else repr(value)
+
+
 @pytest.mark.parametrize("strategy_id", RULE_IDS)
-@pytest.mark.parametrize("junk", JUNK, ids=repr)
+@pytest.mark.parametrize("junk", JUNK, ids=_junk_id)
 def test_junk_values_are_hold(strategy_id, junk):
     names = ("close", "sma_20", "sma_50", "ema_12", "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist", "atr_14")
     latest = {"TSLA": {"symbol": "TSLA", "session_date": date(2025, 3, 4), **dict.fromkeys(names, junk)}}
