@@ -108,9 +108,9 @@ class DecisionTrace:
         try:
             import mlflow
 
+            self._client = self.tracking.client  # validates the URI first: a refused one must not become global
             if mlflow.get_tracking_uri() != self.tracking.tracking_uri:
                 mlflow.set_tracking_uri(self.tracking.tracking_uri)  # the tracer exports to the global URI
-            self._client = self.tracking.client
             tags = {**self.tags, **self.tracking.extra_tags, DAG_ID_TAG: self.tracking.dag_id,
                     DAG_RUN_ID_TAG: self.tracking.dag_run_id}
             self._root = self._client.start_trace(

@@ -109,8 +109,12 @@ def test_a_failed_call_is_a_traced_hold(stub, strategy_run):
     assert root.outputs["hold_reason"].startswith("HOLD: LLM call failed: HTTP 500")
 
 
-def test_tracing_failures_never_change_the_decision(stub, session_mlflow_uri, monkeypatch):
+def test_tracing_failures_never_change_the_decision(stub, session_mlflow_uri, monkeypatch, tmp_path):
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", session_mlflow_uri)
+    monkeypatch.chdir(tmp_path)
+    uri_before = mlflow.get_tracking_uri()
     broken = LLMTracking("sqlite:///relative/mlflow.db", experiment_id="1")  # refused by the store resolver
     strategy = build_strategy(get_strategy(4), llm_endpoint=LLMEndpoint(stub.base_url, "stub-model", API_KEY))
     strategy = type(strategy)(**{**strategy.__dict__, "tracking": None, "_state": {"tracking": broken,
@@ -118,6 +122,8 @@ def test_tracing_failures_never_change_the_decision(stub, session_mlflow_uri, mo
     (signal,) = generate_signals(strategy, ["TSLA"], LATEST)
     strategy.close()
     assert signal.action == "BUY" and signal.trace_id is None
+    # The refused URI did not become MLflow's global one (later fluent calls would write a store into the cwd).
+    assert mlflow.get_tracking_uri() == uri_before and not (tmp_path / "relative").exists()
 
 
 def test_without_an_mlflow_store_the_repo_prompt_decides_untraced(stub, monkeypatch):
