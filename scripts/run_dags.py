@@ -261,10 +261,12 @@ def _intents(dsn: str, dag_id: str | None, run_id: str | None, strategy_id: str 
 
 
 def _last_trading_run():
+    from include.config import load_strategies, strategy_experiment
     from include.tracking import client
 
     mlflow = client()
-    experiments = [e.experiment_id for e in mlflow.search_experiments() if e.name.startswith("ibkr-strategy-")]
+    names = {strategy_experiment(s.name) for s in load_strategies()}  # workflow.yaml's mlflow.experiment_name
+    experiments = [e.experiment_id for e in mlflow.search_experiments() if e.name in names]
     if not experiments:
         return None
     runs = mlflow.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)

@@ -5,8 +5,8 @@
 2. Starts ``make up``'s ``python -m scripts.up`` and reads the Airflow login it prints once healthy.
 3. With Playwright driving Debian's Chromium (``CHROMIUM_PATH``, default ``/usr/bin/chromium``): logs in
    through Airflow's login form, captures the DAG list, the ``dbt_market`` task group expanded in the
-   graph of a successful run, that run's grid, then the latest MLflow run of an ``ibkr-strategy-*``
-   experiment and one of its chart PNGs.
+   graph of a successful run, that run's grid, then the latest MLflow run of a strategy experiment
+   (``ibkr-strategy-<name>`` by default) and one of its chart PNGs.
 4. With ``--trigger-conf JSON``: triggers ``ibkr_trading_strategy`` through its trigger form (Advanced Options ->
    Configuration JSON), waits for the run (REST API) and reports its state, tasks, the symbols ``read_features``
    read and the simulator's order-endpoint requests.
@@ -41,7 +41,6 @@ from scripts.devstack import LOCAL, REPO, StackPorts, embedded_postgres, port_op
 
 DAG_ID = "market_data_models"
 GROUP_ID = "dbt_market"
-STRATEGY_EXPERIMENT_PREFIX = "ibkr-strategy-"
 OUT_DIR = REPO / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 GRAPH_VIEWPORT = {"width": 1400, "height": 640}
@@ -287,10 +286,12 @@ def _latest_strategy_run(mlflow_url: str) -> tuple[str, str, str, str]:
     """(experiment id, experiment name, run id, run name) of the newest finished strategy run."""
     api = f"{mlflow_url}/api/2.0/mlflow"
     experiments = httpx.post(f"{api}/experiments/search", json={"max_results": 1000}, timeout=10).json()
-    ids = {e["experiment_id"]: e["name"] for e in experiments.get("experiments", [])
-           if e["name"].startswith(STRATEGY_EXPERIMENT_PREFIX)}  # fmt: skip
+    from include.config import load_strategies, strategy_experiment
+
+    names = {strategy_experiment(s.name) for s in load_strategies()}  # workflow.yaml's mlflow.experiment_name
+    ids = {e["experiment_id"]: e["name"] for e in experiments.get("experiments", []) if e["name"] in names}
     if not ids:
-        raise RuntimeError(f"no {STRATEGY_EXPERIMENT_PREFIX}* experiment in MLflow: run make demo")
+        raise RuntimeError(f"no strategy experiment ({', '.join(sorted(names))}) in MLflow: run make demo")
     runs = httpx.post(f"{api}/runs/search", timeout=10, json={
         "experiment_ids": list(ids), "filter": "attributes.status = 'FINISHED'",
         "order_by": ["attributes.start_time DESC"], "max_results": 1,

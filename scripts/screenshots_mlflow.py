@@ -134,7 +134,7 @@ def _decision_session(history: object, symbols: list[str]) -> int:
 def llm_strategy_run(history: object, stub_url: str) -> dict:
     """Strategy 4 decides each of its symbols at one session inside a strategy run tagged like a trading DAG run
     (``AIRFLOW_CTX_*`` set as Airflow sets them in the task): one trace per decision."""
-    from include.config import get_strategy
+    from include.config import get_strategy, strategy_experiment
     from include.llm.connection import LLMEndpoint
     from include.strategies.registry import build_strategy, generate_signals
     from include.tracking import RunLogger, end_run, start_run
@@ -151,7 +151,7 @@ def llm_strategy_run(history: object, stub_url: str) -> dict:
     dag_run_id = f"manual__{day.isoformat()}T21:45:00+00:00"
     os.environ.update({"AIRFLOW_CTX_DAG_ID": DAG_ID, "AIRFLOW_CTX_DAG_RUN_ID": dag_run_id})
     run_id = start_run(
-        f"ibkr-strategy-{config.name}",
+        strategy_experiment(config.name),
         dag_id=DAG_ID,
         run_id=dag_run_id,
         params={"strategy_id": config.id, "symbols": ",".join(symbols), "mode": "dry_run"},

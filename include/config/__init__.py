@@ -10,7 +10,7 @@ from include.config.loader import (
     parse_strategies,
 )
 from include.config.models import SIGNAL_MODELS, StrategyConfig
-from include.config.workflow import ConfigLoader, WorkflowConfig, load_workflow
+from include.config.workflow import ConfigLoader, WorkflowConfig, load_workflow, strategy_experiment
 
 __all__ = [
     "SIGNAL_MODELS",
@@ -25,4 +25,5 @@ __all__ = [
     "load_strategies",
     "load_workflow",
     "parse_strategies",
+    "strategy_experiment",
 ]

@@ -129,6 +129,12 @@ def workflow_file() -> Path:
     return Path(os.environ.get(WORKFLOW_FILE_ENV) or WORKFLOW_YAML)
 
 
+def strategy_experiment(strategy: str) -> str:
+    """The MLflow experiment of a strategy's runs: ``mlflow.experiment_name`` of workflow.yaml with ``{strategy}``
+    filled in (default ``ibkr-strategy-<name>``). The trading DAG, its LLM traces and ``MLflowTracker`` log there."""
+    return load_workflow().mlflow.experiment(strategy)
+
+
 def load_workflow(path: str | Path | None = None) -> WorkflowConfig:
     """The YAML as it is (no environment applied); cached per file and modification time."""
     from include.config.loader import ConfigError

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from include.llm.prompt_registry import RegisteredPrompt
 
 log = logging.getLogger(__name__)
-STRATEGY_EXPERIMENT = "ibkr-strategy-{name}"  # the trading DAG's experiment per strategy (include/trading/tasks.py)
 DAG_ID_TAG, DAG_RUN_ID_TAG = "airflow.dag_id", "airflow.dag_run_id"
 
 
@@ -42,6 +41,7 @@ class LLMTracking:
     def for_strategy(cls, strategy_name: str, *, environ: Mapping[str, str] | None = None) -> LLMTracking | None:
         """The tracking of the running Airflow task (its ``AIRFLOW_CTX_*`` variables find the DAG run's strategy
         run by tags); None when no MLflow store is configured (then nothing is traced)."""
+        from include.config import strategy_experiment
         from include.settings import SettingsError
         from include.tracking import ensure_experiment, resolve_tracking_uri
         from include.tracking.runs import find_run
@@ -51,7 +51,7 @@ class LLMTracking:
             uri = resolve_tracking_uri(env.get("MLFLOW_TRACKING_URI") or None)
         except SettingsError:
             return None
-        experiment_id = ensure_experiment(STRATEGY_EXPERIMENT.format(name=strategy_name), tracking_uri=uri)
+        experiment_id = ensure_experiment(strategy_experiment(strategy_name), tracking_uri=uri)
         dag_id, dag_run_id = env.get("AIRFLOW_CTX_DAG_ID"), env.get("AIRFLOW_CTX_DAG_RUN_ID")
         run = find_run(experiment_id, dag_id, dag_run_id, tracking_uri=uri) if dag_id and dag_run_id else None
         return cls(uri, experiment_id, run, dag_id, dag_run_id)

@@ -54,7 +54,7 @@ def _charts_dir(run: TradingRun) -> Path:
 
 def start_run(context: Any) -> TradingRun:
     """Validate the conf, resolve strategy, mode and sessions, open the MLflow run (experiment per strategy)."""
-    from include.config import get_strategy
+    from include.config import get_strategy, strategy_experiment
     from include.marketdata.calendar import MarketCalendar
     from include.tracking import MLFLOW_RUN_ID_XCOM_KEY, context_ids, start_run
     from include.trading.conf import RunConfError, parse_conf, resolve_mode
@@ -82,7 +82,7 @@ def start_run(context: Any) -> TradingRun:
               **{f"risk.{k}": v for k, v in strategy.risk.model_dump().items()},
               "prompt_version": getattr(strategy.signal, "prompt", None) or "n/a"}
     started = time.perf_counter()
-    mlflow_run_id = start_run(f"ibkr-strategy-{strategy.name}", dag_id=ids["dag_id"], run_id=ids["run_id"],
+    mlflow_run_id = start_run(strategy_experiment(strategy.name), dag_id=ids["dag_id"], run_id=ids["run_id"],
                               try_number=ids["try_number"], params=params)
     context["ti"].xcom_push(key=MLFLOW_RUN_ID_XCOM_KEY, value=mlflow_run_id)
     context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)

@@ -32,6 +32,6 @@ def test_the_dag_scores_the_strategy_in_an_evaluation_run(run_dag, stack_env, st
     assert run.data.params["symbols"] == "AAA,BBB" and run.data.metrics["decisions"] == 10
     m = run.data.metrics  # "calls": the decisions that were a BUY or SELL (hit rate and Brier score score those)
     assert m["calls"] + m.get("actions.HOLD", 0) == 10 and run.info.status == "FINISHED"
-    traces = mlflow.search_traces(experiment_ids=[experiment.experiment_id], run_id=run.info.run_id)
+    traces = mlflow.search_traces(locations=[experiment.experiment_id], run_id=run.info.run_id)
     assert len(traces) == 10  # one traced decision per symbol and session, the evaluation's input
     assert run.data.tags["llm.prompt_uri"].startswith("prompts:/signal_v1/")

@@ -72,11 +72,11 @@ def market(run_dag, stack_env, module_dir, monkeypatch, db_snapshot):
     return dsn
 
 
-def _mlflow_run(strategy="oversold_test"):
+def _mlflow_run(strategy="oversold_test", experiment_name="ibkr-strategy-{strategy}"):
     from include.tracking import client
 
     mlflow = client()
-    experiment = mlflow.get_experiment_by_name(f"ibkr-strategy-{strategy}")
+    experiment = mlflow.get_experiment_by_name(experiment_name.replace("{strategy}", strategy))
     runs = mlflow.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
     return mlflow, runs[0]
 
@@ -206,26 +206,37 @@ def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
     assert "strategy_id 999" in out.out + out.err
 
 
-def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, monkeypatch):
+def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, monkeypatch, tmp_path):
     """The LLM strategy against the local OpenAI-compatible stub (connection llm_default): its answer becomes the
-    signal, prompt and response land in MLflow, and a malformed answer is a HOLD with the reason, never an order."""
+    signal, prompt and response land in MLflow, and a malformed answer is a HOLD with the reason, never an order.
+    The run and its LLM traces go to the experiment workflow.yaml names (here one of the team's own)."""
+    from include.config.workflow import WORKFLOW_FILE_ENV, WORKFLOW_YAML
+    from include.tracking import client as mlflow_client
     from sim.llm_stub import StubServer
 
+    workflow = WORKFLOW_YAML.read_text()
+    assert 'experiment_name: "ibkr-strategy-{strategy}"' in workflow
+    (tmp_path / "workflow.yaml").write_text(workflow.replace('experiment_name: "ibkr-strategy-{strategy}"',
+                                                             'experiment_name: "team-{strategy}"'))
+    monkeypatch.setenv(WORKFLOW_FILE_ENV, str(tmp_path / "workflow.yaml"))
     with StubServer() as stub:
         monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps(
             {"conn_type": "http", "host": stub.base_url, "extra": {"model": "stub-signal-1"}}))
         state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
         assert state == "success", tasks
         assert _rows(market, "SELECT symbol, side, status FROM trading.order_intents") == [("TSLA", "BUY", "simulated")]
-        mlflow, run = _mlflow_run("llm_test")
+        assert mlflow_client().get_experiment_by_name("ibkr-strategy-llm_test") is None
+        mlflow, run = _mlflow_run("llm_test", "team-{strategy}")
         assert run.data.params["prompt_version"] == "signal_v1"
         trace = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "llm/TSLA.json")).read_text())
         assert trace["model"] == "stub-signal-1" and "BUY" in trace["raw_response"]
+        traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id)
+        assert traces and {t.info.tags["airflow.dag_id"] for t in traces} == {DAG_ID}  # linked to the run found
 
         httpx.post(f"{stub.admin_url}/faults", json={"mode": "invalid_json", "times": 10})
         state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
         assert state == "success", tasks
-        mlflow, run = _mlflow_run("llm_test")
+        mlflow, run = _mlflow_run("llm_test", "team-{strategy}")
         signals = json.loads(Path(mlflow.download_artifacts(run.info.run_id, "signals/signals.json")).read_text())
         assert {s["action"] for s in signals} == {"HOLD"} and all(s["rationale"] for s in signals)
         assert run.data.metrics["orders"] == 0
