@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, embedded_postgres
+from scripts.devstack import LOCAL, REPO, embedded_postgres, free_port
 
 
 @dataclass(frozen=True)
@@ -41,12 +40,6 @@ def summary() -> str:
     rows += [f"| {f.id} | {f.measure} | {f.figure} | {f.goal} | {'yes' if f.met else '**no**'} |"
              for f in sorted(FIGURES, key=lambda f: f.id)]
     return "\n".join(rows)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

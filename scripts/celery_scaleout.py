@@ -43,6 +43,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scripts.devstack import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("SCALEOUT_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SCALEOUT_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -67,12 +69,6 @@ class NoBrokerError(ScaleoutError):
 
 def log(msg: str) -> None:
     print(f"[scaleout {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def redis_reachable(url: str = REDIS_URL) -> str | None:

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from scripts.devstack import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "docs" / "screenshots"
@@ -51,12 +52,6 @@ DAG_ID = "ibkr_trading_strategy"
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def isolate(scratch: Path) -> dict[str, str]:

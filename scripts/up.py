@@ -24,21 +24,13 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, StackPorts, mlflow_store, port_open, start_stack
+from scripts.devstack import LOCAL, REPO, StackPorts, free_port, mlflow_store, port_open, start_stack
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # written by the simple auth manager in AIRFLOW_HOME
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def resolve_ports(ports: StackPorts, explicit: set[str], in_use: Callable[[int], bool] = port_open,

@@ -85,24 +85,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return StacksTogether(config, log)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("TEST_PG_ADMIN_URL")
     if url:
         yield url
         return
-    from scripts.devstack import EmbeddedPostgres
+    from scripts.devstack import EmbeddedPostgres, free_port
 
     pgdata = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))  # short path: unix socket names are limited
-    server = EmbeddedPostgres(pgdata, port=_free_port()).start()
+    server = EmbeddedPostgres(pgdata, port=free_port()).start()
     try:
         yield server.dsn()
     finally:

@@ -4,13 +4,14 @@ the alerts at them (``AIRFLOW_CONN_ALERTS_SMTP`` / ``AIRFLOW_CONN_ALERTS_WEBHOOK
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+from scripts.devstack import free_port
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-pw"
 
@@ -20,12 +21,6 @@ def no_alert_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's shell must not leak real alert channels (or a market DB) into the tests."""
     for var in ("AIRFLOW_CONN_ALERTS_SMTP", "AIRFLOW_CONN_ALERTS_WEBHOOK", "MARKET_DB_URL", "AIRFLOW_CONN_MARKET_DB"):
         monkeypatch.delenv(var, raising=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -56,7 +51,7 @@ def smtp_server() -> Iterator[SmtpSink]:
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    sink = SmtpSink(host="127.0.0.1", port=_free_port())
+    sink = SmtpSink(host="127.0.0.1", port=free_port())
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

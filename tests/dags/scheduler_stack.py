@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.ports import free_ports
+from scripts.devstack import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -29,8 +29,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from scripts.devstack import free_ports
 from scripts.screenshots import order_endpoint_requests
-from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "ibkr_trading_strategy"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.devstack import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -24,7 +25,6 @@ from pathlib import Path
 from include.tracking import RunLogger, end_run, start_run
 from include.tracking.rest import rest_client
 import os
-
 folder = Path(sys.argv[1])
 location = sys.argv[2] or None
 api = rest_client(os.environ["MLFLOW_TRACKING_URI"])
@@ -50,16 +50,10 @@ print(json.dumps({"run_id": run_id, "again": again, "changed": changed, "x": met
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     log = open(work / "server.log", "wb")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.devstack import free_ports
 from scripts.screenshots import order_endpoint_requests
-from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "market_data_models"
