@@ -50,9 +50,9 @@ for _var in ("MARKET_DB_URL", "IBKR_GATEWAY_URL", "STOCK_SYMBOLS", "IBKR_ACCOUNT
 
 
 # Modules that start whole stacks (an Airflow scheduler and API server, make demo + make up and a browser, Celery
-# workers): ~11 of the suite's ~22 serial minutes. Under pytest-xdist (make test) they form one unit of work, run
-# first and one after another on one worker while the other worker takes every other module: two stacks at once on
-# two cores slowed each other about twofold. Serial runs run them first too.
+# workers): about half of the suite's time. Under pytest-xdist (make test) they form one unit of work, run first and
+# one after another on one worker while the other worker takes every other module (18-19 min for the suite on two
+# cores, 22 min serial; with two stacks at once, 21.7 min). Serial runs run them first too.
 STACK_MODULES = (
     "tests/dags/test_trading_under_scheduler.py",
     "tests/ui/test_browser.py",
