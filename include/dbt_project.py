@@ -4,6 +4,7 @@ DBT_* variables of ``dbt/ibkr_market/profiles.yml`` from ``MARKET_DB_URL`` (TCP 
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -90,17 +91,45 @@ def ensure_manifest(force: bool = False) -> Path:
     return MANIFEST_PATH
 
 
-def _freeze_heap(context: object) -> None:
-    """on_execute_callback of the Cosmos dbt tasks: move the objects alive now (Airflow, the parsed DAG, dbt's
-    modules) to the permanent generation before dbt runs.
+def _calling_module() -> str:
+    """What ``BehaviorFlagRendered._default_source`` returns (the module of the first frame outside
+    dbt_common.behavior_flags), read from the frames' globals instead of ``inspect.stack()``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name and name != "dbt_common.behavior_flags":
+            return name
+        frame = frame.f_back
+    return "Unknown"
 
-    Cosmos calls gc.collect() after every dbt invocation (to release dbt adapters' semaphores); a full collection
-    walks the whole Airflow + dbt heap, ~1.1 s per task on this machine. Frozen, that heap is skipped and the
-    collection still frees what the dbt call left behind. The task process ends after the task; under dag.test()
-    the frozen objects stay for the test's process, which it does anyway.
+
+def speed_up_dbt_adapter_start() -> None:
+    """Stop dbt's adapter start-up walking the call stack with ``inspect.stack()``.
+
+    dbt-common 1.39 names each adapter behavior flag's source with ``inspect.stack()``, evaluated even when the
+    flag has one: it reads source lines for every frame and, for a frame whose file maps to no module, scans all of
+    ``sys.modules``. dbt builds a new adapter per invocation (Cosmos resets them after each), three flags each: ~5 ms
+    a flag in a fresh task process, ~90 ms in a dag.test() process with GX and MLflow loaded, up to seconds in a
+    long-lived one with module-less frames on the stack (a pytest worker). The flag's source is only event metadata;
+    the same name comes from the frames' globals. Idempotent."""
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    BehaviorFlagRendered._default_source = staticmethod(_calling_module)
+
+
+def _before_dbt_task(context: object) -> None:
+    """on_execute_callback of the Cosmos dbt tasks.
+
+    Moves the objects alive now (Airflow, the parsed DAG, dbt's modules) to the permanent generation before dbt
+    runs: Cosmos calls gc.collect() after every dbt invocation (to release dbt adapters' semaphores); a full
+    collection walks the whole Airflow + dbt heap, ~1.1 s per task on this machine. Frozen, that heap is skipped
+    and the collection still frees what the dbt call left behind. The task process ends after the task; under
+    dag.test() the frozen objects stay for the test's process, which it does anyway. And
+    ``speed_up_dbt_adapter_start``.
     """
     import gc
 
+    speed_up_dbt_adapter_start()
     gc.freeze()
 
 
@@ -111,7 +140,7 @@ COSMOS_OPERATOR_ARGS = {
     # No manifest.json / run_results.json per task (dbt wrote manifest.json twice per call, ~0.5 s). Cosmos's
     # OpenLineage parse of them then finds nothing; partial_parse.msgpack is still written and cached.
     "dbt_cmd_global_flags": ["--no-write-json"],
-    "on_execute_callback": _freeze_heap,
+    "on_execute_callback": _before_dbt_task,
 }
 
 
@@ -175,6 +204,7 @@ def dbt_build(market_db_url: str, *, exclude: tuple[str, ...] = OWN_DAG_SELECTOR
 
     from dbt.cli.main import dbtRunner
 
+    speed_up_dbt_adapter_start()
     env = dbt_env(market_db_url)
     saved = {k: os.environ.get(k) for k in env}
     with tempfile.TemporaryDirectory(prefix="dbt-build-") as tmp:

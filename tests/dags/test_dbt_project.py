@@ -84,3 +84,24 @@ def test_the_manifest_is_replaced_whole_and_kept_when_parsing_fails(tmp_path, mo
         dbt_project.ensure_manifest(force=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in (project / "target").iterdir()) == ["manifest.json", "partial_parse.msgpack"]
+
+
+def test_faster_adapter_start_names_flag_sources_as_dbt_does(monkeypatch):
+    """speed_up_dbt_adapter_start replaces dbt-common's inspect.stack() walk; the flags' sources stay the same."""
+    from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
+
+    from include.dbt_project import speed_up_dbt_adapter_start
+
+    monkeypatch.setattr(BehaviorFlagRendered, "_default_source", BehaviorFlagRendered.__dict__["_default_source"])
+    flags = [{"name": "some_flag", "default": False, "docs_url": "https://example.invalid"},
+             {"name": "named_flag", "default": True, "docs_url": "https://example.invalid", "source": "dbt-x"}]
+
+    def sources() -> list[str]:  # flags registered from this module, as an adapter registers its own
+        behavior = Behavior(flags, {})
+        return [behavior.some_flag._behavior_change_event.flag_source,
+                behavior.named_flag._behavior_change_event.flag_source]
+
+    before = sources()
+    speed_up_dbt_adapter_start()
+    assert BehaviorFlagRendered._default_source.__name__ == "_calling_module"  # no inspect.stack() any more
+    assert sources() == before == [__name__, "dbt-x"]

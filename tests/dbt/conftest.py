@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.dbt_project import DBT_PROJECT_DIR, dbt_env
+from include.dbt_project import DBT_PROJECT_DIR, dbt_env, speed_up_dbt_adapter_start
 
 
 @pytest.fixture
@@ -15,6 +15,7 @@ def dbt(clean_db, tmp_path_factory, monkeypatch):
     """``dbt("build")`` -> (success, results); DBT_* point at this session's clean database."""
     from dbt.cli.main import dbtRunner
 
+    speed_up_dbt_adapter_start()  # as the DAG's dbt tasks run it
     for key, value in dbt_env(clean_db).items():
         monkeypatch.setenv(key, value)
     target = tmp_path_factory.mktemp("dbt-target")
