@@ -261,11 +261,11 @@ def _intents(dsn: str, dag_id: str | None, run_id: str | None, strategy_id: str 
 
 
 def _last_trading_run():
-    from include.config import load_strategies, strategy_experiment
+    from include.config import strategy_experiments
     from include.tracking import client
 
     mlflow = client()
-    names = {strategy_experiment(s.name) for s in load_strategies()}  # workflow.yaml's mlflow.experiment_name
+    names = strategy_experiments()  # workflow.yaml's mlflow.experiment_name
     experiments = [e.experiment_id for e in mlflow.search_experiments() if e.name in names]
     if not experiments:
         return None

@@ -286,9 +286,9 @@ def _latest_strategy_run(mlflow_url: str) -> tuple[str, str, str, str]:
     """(experiment id, experiment name, run id, run name) of the newest finished strategy run."""
     api = f"{mlflow_url}/api/2.0/mlflow"
     experiments = httpx.post(f"{api}/experiments/search", json={"max_results": 1000}, timeout=10).json()
-    from include.config import load_strategies, strategy_experiment
+    from include.config import strategy_experiments
 
-    names = {strategy_experiment(s.name) for s in load_strategies()}  # workflow.yaml's mlflow.experiment_name
+    names = strategy_experiments()  # workflow.yaml's mlflow.experiment_name
     ids = {e["experiment_id"]: e["name"] for e in experiments.get("experiments", []) if e["name"] in names}
     if not ids:
         raise RuntimeError(f"no strategy experiment ({', '.join(sorted(names))}) in MLflow: run make demo")

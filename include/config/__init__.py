@@ -10,7 +10,13 @@ from include.config.loader import (
     parse_strategies,
 )
 from include.config.models import SIGNAL_MODELS, StrategyConfig
-from include.config.workflow import ConfigLoader, WorkflowConfig, load_workflow, strategy_experiment
+from include.config.workflow import (
+    ConfigLoader,
+    WorkflowConfig,
+    load_workflow,
+    strategy_experiment,
+    strategy_experiments,
+)
 
 __all__ = [
     "SIGNAL_MODELS",
@@ -26,4 +32,5 @@ __all__ = [
     "load_workflow",
     "parse_strategies",
     "strategy_experiment",
+    "strategy_experiments",
 ]

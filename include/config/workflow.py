@@ -135,6 +135,13 @@ def strategy_experiment(strategy: str) -> str:
     return load_workflow().mlflow.experiment(strategy)
 
 
+def strategy_experiments() -> set[str]:
+    """The experiments of every configured strategy (strategies.yaml), by ``strategy_experiment``."""
+    from include.config.loader import load_strategies
+
+    return {strategy_experiment(s.name) for s in load_strategies()}
+
+
 def load_workflow(path: str | Path | None = None) -> WorkflowConfig:
     """The YAML as it is (no environment applied); cached per file and modification time."""
     from include.config.loader import ConfigError
