@@ -168,6 +168,9 @@ def main() -> int:
             env["TRADING_CLOCK"] = clock
         subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "scripts.airflow_objects"], env=env, cwd=REPO, check=True)
+        # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old one.
+        subprocess.run([sys.executable, "-c", "from include.dbt_project import ensure_manifest; "
+                        "ensure_manifest(force=True)"], env=env, cwd=REPO, check=True)
         mlflow = start_mlflow(env, ports.mlflow)
         # Its own process group, so the terminal's Ctrl-C reaches it only through us, exactly once.
         airflow = subprocess.Popen([_bin("airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True)

@@ -69,6 +69,9 @@ class SchedulerStack:
         airflow = str(Path(sys.executable).with_name("airflow"))
         self._call("db-migrate", [airflow, "db", "migrate"])
         self._call("airflow-objects", [sys.executable, "-m", "scripts.airflow_objects"])
+        # The Cosmos DAG files need dbt's manifest; on a fresh checkout this stack may start before anything made one.
+        self._call("dbt-manifest", [sys.executable, "-c",
+                                    "from include.dbt_project import ensure_manifest; ensure_manifest()"])
         for name, argv in (("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port",
                                            self.env["AIRFLOW__API__PORT"], "--workers", "1"]),
                            ("dag-processor", [airflow, "dag-processor"]), ("scheduler", [airflow, "scheduler"]),

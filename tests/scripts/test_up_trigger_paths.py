@@ -174,6 +174,13 @@ def test_rest_trigger_with_a_token_runs_the_guide_conf(stack):
     _assert_guide_run_succeeded(result, stack)
     # A fresh stack: the run itself fetched, modeled and checked the three symbols.
     assert sorted(result["backfill_symbols"]["loaded"]) == CONF["symbols"], result["backfill_symbols"]
+    # By now the dag-processor has read every DAG file: none failed, the Cosmos ones included (make up parses dbt's
+    # manifest before Airflow starts; a fresh clone has none).
+    errors = httpx.get(f"{api}/importErrors", headers=headers, timeout=30).json()
+    assert errors["total_entries"] == 0, [(e["filename"], e["stack_trace"].strip().splitlines()[-1])
+                                          for e in errors["import_errors"]]
+    dags = httpx.get(f"{api}/dags", headers=headers, params={"limit": 100}, timeout=30).json()["dags"]
+    assert {"ibkr_portfolio_monitor", "market_data_models"} <= {d["dag_id"] for d in dags}
 
 
 def test_cli_trigger_runs_the_guide_conf(stack):
