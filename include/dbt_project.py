@@ -117,7 +117,24 @@ def speed_up_dbt_adapter_start() -> None:
     BehaviorFlagRendered._default_source = staticmethod(_calling_module)
 
 
-def _before_dbt_task(context: object) -> None:
+def openlineage_listener_installed() -> bool:
+    """Whether Airflow's OpenLineage provider, the only reader of the lineage events Cosmos computes after each dbt
+    call, is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.providers.openlineage") is not None
+    except ModuleNotFoundError:  # no airflow.providers namespace at all
+        return False
+
+
+def _no_lineage_events(*args: object, **kwargs: object) -> bool:
+    """Stands in for Cosmos's ``calculate_openlineage_events_completes``: no processor, so no events (Cosmos then
+    skips what would use them)."""
+    return False
+
+
+def _before_dbt_task(context: dict) -> None:
     """on_execute_callback of the Cosmos dbt tasks.
 
     Moves the objects alive now (Airflow, the parsed DAG, dbt's modules) to the permanent generation before dbt
@@ -126,10 +143,18 @@ def _before_dbt_task(context: object) -> None:
     and the collection still frees what the dbt call left behind. The task process ends after the task; under
     dag.test() the frozen objects stay for the test's process, which it does anyway. And
     ``speed_up_dbt_adapter_start``.
+
+    Cosmos also turns dbt's artifacts into OpenLineage events after every dbt call whenever
+    openlineage-integration-common is importable (it is, as a Cosmos dependency): it imports the OpenLineage
+    client and parses manifest.json, ~0.1-0.2 s of each task process under the scheduler. Only Airflow's OpenLineage
+    provider reads those events; without it (this project does not install it) the task skips the step. Installing
+    the provider brings it back.
     """
     import gc
 
     speed_up_dbt_adapter_start()
+    if not openlineage_listener_installed():
+        context["task"].calculate_openlineage_events_completes = _no_lineage_events
     gc.freeze()
 
 

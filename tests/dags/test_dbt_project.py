@@ -105,3 +105,32 @@ def test_faster_adapter_start_names_flag_sources_as_dbt_does(monkeypatch):
     speed_up_dbt_adapter_start()
     assert BehaviorFlagRendered._default_source.__name__ == "_calling_module"  # no inspect.stack() any more
     assert sources() == before == [__name__, "dbt-x"]
+
+
+def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(monkeypatch):
+    """Cosmos computes OpenLineage events after every dbt call; only Airflow's OpenLineage provider reads them."""
+    import gc
+    import importlib.util
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+    from cosmos import DbtTaskGroup
+
+    from include import dbt_project
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # the callback's other step, not for this test's process
+    ensure_manifest()
+    with DAG("lineage_probe", schedule=None, start_date=datetime(2025, 1, 2)) as dag:
+        DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs())
+    build, other = (dag.get_task(f"dbt_market.{m}_model_build")
+                    for m in ("fct_daily_indicators", "stg_ibkr__daily_bars"))
+    assert importlib.util.find_spec("airflow.providers.openlineage") is None  # not installed here
+    dbt_project._before_dbt_task({"task": build})
+    assert build.calculate_openlineage_events_completes({}, "/nowhere", ["dbt", "build"]) is False
+    assert "calculate_openlineage_events_completes" not in vars(other)  # only the task about to run
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name ==
+                        "airflow.providers.openlineage" else real_find_spec(name, *a))
+    dbt_project._before_dbt_task({"task": other})
+    assert "calculate_openlineage_events_completes" not in vars(other)  # with the provider: Cosmos's own step
