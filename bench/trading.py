@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def _gateway_counts(stats: dict) -> dict:
     paths, conid look-ups and snapshot calls."""
     by_path = stats["by_path"]
     return {"requests": stats["requests"], "floor_s": round(pacing_floor(by_path), 2),
-            "http_429": stats.get("http_429", 0), "busiest": sorted(by_path.items(), key=lambda kv: -kv[1])[:4],
+            "http_429": stats.get("http_429", 0), "refused": stats.get("http_429_by_path", {}),
+            "busiest": sorted(by_path.items(), key=lambda kv: -kv[1])[:4],
             "secdef": sum(v for p, v in by_path.items() if "secdef" in p or "trsrv" in p),
             "snapshots": sum(v for p, v in by_path.items() if p.endswith("/snapshot"))}
 
@@ -238,9 +240,12 @@ def main() -> None:
                   f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
                   f"{r['secdef']} conid look-ups, {r['snapshots']} snapshot calls) = "
                   f"{ratio:.2f}x the floor (goal <= 1.2x)")
-            print(f"      gateway: {r['http_429']} HTTP 429; busiest paths " + ", ".join(
-                re.sub(r"/account/[^/]+/", "/account/{id}/", f"{path.split('/v1/api', 1)[-1]} {n}")
-                for path, n in r["busiest"]))
+            def paths(counts: Iterable[tuple[str, int]]) -> str:
+                return ", ".join(re.sub(r"/account/[^/]+/", "/account/{id}/", f"{path.split('/v1/api', 1)[-1]} {n}")
+                                 for path, n in counts)
+
+            print(f"      gateway: {r['http_429']} HTTP 429" + (f" ({paths(r['refused'].items())})" if r["refused"]
+                  else "") + "; busiest paths " + paths(r["busiest"]))
             if r["symbols"] == max(SIZES):
                 record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on "
                              f"(dag.test()) / pacing floor ({r['requests']} requests)",

@@ -49,6 +49,8 @@ class GatewayGate:
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
                 stats.by_status[message["status"]] += 1
+                if message["status"] == 429:
+                    stats.refused_by_path[sub] += 1
             await send(message)
 
         allowed = sim.cfg.allowed_clients

@@ -55,6 +55,7 @@ class Stats:
     requests: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    refused_by_path: Counter[str] = field(default_factory=Counter)  # the 429s, by path
     history_requests: int = 0
     history_inflight: int = 0
     history_max_concurrent: int = 0
@@ -71,6 +72,7 @@ class Stats:
             "by_path": dict(self.by_path),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "http_429": self.by_status.get(429, 0),
+            "http_429_by_path": dict(self.refused_by_path),
             "history_requests": self.history_requests,
             "history_inflight": self.history_inflight,
             "history_max_concurrent": self.history_max_concurrent,

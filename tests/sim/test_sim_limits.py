@@ -16,7 +16,8 @@ def test_global_rate_limit(make_client: ClientFactory) -> None:
     assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
     r = c.get(f"{API}/trsrv/stocks?symbols=AAPL")
     assert r.json() == TOO_MANY
-    assert c.get(f"{ADMIN}/stats").json()["http_429"] == 3
+    stats = c.get(f"{ADMIN}/stats").json()
+    assert stats["http_429"] == 3 and stats["http_429_by_path"] == {"/trsrv/stocks": 3}
     c.post(f"{ADMIN}/config", json={"rate_limits": False})
     assert c.get(f"{API}/trsrv/stocks?symbols=AAPL").status_code == 200
 
@@ -30,6 +31,8 @@ def test_per_endpoint_limits(make_client: ClientFactory) -> None:
     assert c.get(f"{API}/portfolio/accounts").status_code == 429  # 1 req/5 s
     assert c.get(f"{API}/sso/validate").status_code == 200
     assert c.get(f"{API}/sso/validate").status_code == 429  # 1 req/min
+    refused = c.get(f"{ADMIN}/stats").json()["http_429_by_path"]
+    assert refused == {"/tickle": 1, "/portfolio/accounts": 1, "/sso/validate": 1}
 
 
 def test_penalty_box(make_client: ClientFactory) -> None:
