@@ -8,6 +8,7 @@ Sizes can be reduced for a quick look, e.g. ``BENCH_SYMBOLS=50 BENCH_YEARS=2 mak
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -47,7 +48,12 @@ def main(names: list[str]) -> int:
     for name in names or list(BENCHMARKS):
         print(f"\n### {name}", flush=True)
         started = time.monotonic()
-        BENCHMARKS[name]()
+        environ = dict(os.environ)
+        try:
+            BENCHMARKS[name]()
+        finally:  # what one benchmark sets (e.g. ingestion's IBKR_RATE_PER_SEC=0) must not reach the next
+            os.environ.clear()
+            os.environ.update(environ)
         print(f"({name} took {time.monotonic() - started:.1f} s)", flush=True)
     if common.FIGURES:
         print("\n### summary: the goals of issue #14, each measured in this run (A / B like for like)")

@@ -27,6 +27,7 @@ SIZES = [int(n) for n in os.environ.get("BENCH_TRADING_SYMBOLS", "10,100").split
 # Then one run of the largest size under the real scheduler (make up's LocalExecutor stack), on symbols of its own
 # (the dag.test() runs hold positions in theirs); BENCH_TRADING_SCHEDULER=0 skips it.
 SCHEDULER = os.environ.get("BENCH_TRADING_SCHEDULER", "1") not in ("0", "false", "no")
+PACING_RATE = 10.0  # IBKR's gateway-wide requests/s: the runs pace at it and the floor is computed from it
 UNIVERSE = max(SIZES) * (2 if SCHEDULER else 1)
 # One strategy per size: decisions are once per (strategy, symbol, session), so a second size on the same
 # strategy would find the first size's symbols already decided.
@@ -61,7 +62,7 @@ def _open_market_clock() -> None:
     clock.raise_for_status()
 
 
-def pacing_floor(by_path: dict[str, int], rate: float = 10.0) -> float:
+def pacing_floor(by_path: dict[str, int], rate: float = PACING_RATE) -> float:
     """The least time IBKR's pacing allows for these requests: the gateway-wide rate, or an endpoint's own window
     (e.g. live orders 1 per 5 s) if that binds harder."""
     from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS
@@ -214,6 +215,7 @@ def main() -> None:
                "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
                "MARKET_DB_URL": dsn, "AIRFLOW_CONN_MARKET_DB": dsn,
                "IBKR_GATEWAY_URL": api, "BENCH_SIM_ADMIN": admin, "BENCH_METADATA_URL": metadata_url,
+               "IBKR_RATE_PER_SEC": str(PACING_RATE),
                "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
                "STRATEGIES_FILE": str(home / "strategies.yaml"), "QUALITY_REPORTS_DIR": str(home / "quality"),
                "GX_ANALYTICS_ENABLED": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
