@@ -199,6 +199,12 @@ def _gateway_counts(stats: dict) -> dict:
             "snapshots": sum(v for p, v in by_path.items() if p.endswith("/snapshot"))}
 
 
+def _paths(counts: Iterable[tuple[str, int]]) -> str:
+    """``path n, ...`` without the API prefix and with account ids folded."""
+    return ", ".join(re.sub(r"/account/[^/]+/", "/account/{id}/", f"{path.split('/v1/api', 1)[-1]} {n}")
+                     for path, n in counts)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-trading-") as tmp, scratch_database("bench_trading") as dsn, \
             scratch_database("bench_trading_airflow") as metadata_url, \
@@ -242,12 +248,8 @@ def main() -> None:
                   f"{r['orders']} paper orders; IBKR pacing floor {r['floor_s']:.1f} s ({r['requests']} requests, "
                   f"{r['secdef']} conid look-ups, {r['snapshots']} snapshot calls) = "
                   f"{ratio:.2f}x the floor (goal <= 1.2x)")
-            def paths(counts: Iterable[tuple[str, int]]) -> str:
-                return ", ".join(re.sub(r"/account/[^/]+/", "/account/{id}/", f"{path.split('/v1/api', 1)[-1]} {n}")
-                                 for path, n in counts)
-
-            print(f"      gateway: {r['http_429']} HTTP 429" + (f" ({paths(r['refused'].items())})" if r["refused"]
-                  else "") + "; busiest paths " + paths(r["busiest"]))
+            print(f"      gateway: {r['http_429']} HTTP 429" + (f" ({_paths(r['refused'].items())})" if r["refused"]
+                  else "") + "; busiest paths " + _paths(r["busiest"]))
             if r["symbols"] == max(SIZES):
                 record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on "
                              f"(dag.test()) / pacing floor ({r['requests']} requests)",

@@ -43,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scripts.devstack import free_port
+from scripts.devstack import free_port, manifest_command
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("SCALEOUT_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -425,9 +425,7 @@ class Scaleout:
         airflow = str(Path(sys.executable).with_name("airflow"))
         self._run("db-migrate", [airflow, "db", "migrate"])
         self._run("airflow-objects", [sys.executable, "-m", "scripts.airflow_objects"])
-        self._run(
-            "dbt-manifest", [sys.executable, "-c", "from include.dbt_project import ensure_manifest; ensure_manifest()"]
-        )
+        self._run("dbt-manifest", manifest_command())
         log(f"metadata DB migrated, pools created, dbt manifest ready in {time.monotonic() - t0:.0f} s")
 
         t0 = time.monotonic()

@@ -101,6 +101,14 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def manifest_command(force: bool = False) -> list[str]:
+    """A child process bringing dbt's manifest up to date (``include.dbt_project.ensure_manifest``; ``force``: parse
+    even when there is one, e.g. after the dbt project changed). The Cosmos DAG files need it before any Airflow
+    process parses them; dbt stays out of the calling process."""
+    call = "ensure_manifest(force=True)" if force else "ensure_manifest()"
+    return [sys.executable, "-c", f"from include.dbt_project import ensure_manifest; {call}"]
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)

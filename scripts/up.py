@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, StackPorts, free_port, mlflow_store, port_open, start_stack
+from scripts.devstack import LOCAL, REPO, StackPorts, free_port, manifest_command, mlflow_store, port_open, start_stack
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # written by the simple auth manager in AIRFLOW_HOME
 
@@ -169,8 +169,7 @@ def main() -> int:
         subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "scripts.airflow_objects"], env=env, cwd=REPO, check=True)
         # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old one.
-        subprocess.run([sys.executable, "-c", "from include.dbt_project import ensure_manifest; "
-                        "ensure_manifest(force=True)"], env=env, cwd=REPO, check=True)
+        subprocess.run(manifest_command(force=True), env=env, cwd=REPO, check=True)
         mlflow = start_mlflow(env, ports.mlflow)
         # Its own process group, so the terminal's Ctrl-C reaches it only through us, exactly once.
         airflow = subprocess.Popen([_bin("airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True)

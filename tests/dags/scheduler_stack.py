@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from scripts.devstack import free_ports
+from scripts.devstack import free_ports, manifest_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,8 +70,7 @@ class SchedulerStack:
         self._call("db-migrate", [airflow, "db", "migrate"])
         self._call("airflow-objects", [sys.executable, "-m", "scripts.airflow_objects"])
         # The Cosmos DAG files need dbt's manifest; on a fresh checkout this stack may start before anything made one.
-        self._call("dbt-manifest", [sys.executable, "-c",
-                                    "from include.dbt_project import ensure_manifest; ensure_manifest()"])
+        self._call("dbt-manifest", manifest_command())
         for name, argv in (("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port",
                                            self.env["AIRFLOW__API__PORT"], "--workers", "1"]),
                            ("dag-processor", [airflow, "dag-processor"]), ("scheduler", [airflow, "scheduler"]),
