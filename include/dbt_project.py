@@ -198,7 +198,8 @@ def cosmos_task_group_kwargs(conn_id: str = "market_db", execution_mode: str = "
         raise ValueError("ExecutionMode.WATCHER runs one `dbt build` already; use after_each, after_all or none")
     if not MANIFEST_PATH.exists():
         raise FileNotFoundError(
-            f"{MANIFEST_PATH} is missing: run `make dbt ARGS=parse` (make demo and the Docker build do it)"
+            f"{MANIFEST_PATH} is missing: make up, make demo and the Docker build parse it; by hand: "
+            "python -c 'from include.dbt_project import ensure_manifest; ensure_manifest()'"
         )
     return {
         "operator_args": dict(COSMOS_OPERATOR_ARGS),
