@@ -1,4 +1,4 @@
-"""plugins/airflow_local_settings.py preloads dbt and Cosmos only in the processes that fork task processes."""
+"""plugins/airflow_local_settings.py preloads dbt, Cosmos and exchange_calendars only in the processes that fork task processes."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ _PROBE = """
 import sys
 sys.argv = {argv!r}
 import airflow_local_settings
-print("dbt.cli.main" in sys.modules)
+print("dbt.cli.main" in sys.modules and "exchange_calendars" in sys.modules)
 """
 
 
