@@ -44,6 +44,7 @@ def _context(sessions: int) -> dict[str, Any]:
 
 def _warm(_: int) -> None:
     import exchange_calendars  # noqa: F401  # preloaded by plugins/airflow_local_settings.py before tasks fork
+
     import include.ibkr.hook  # what a task process has imported before its body runs
     import include.marketdata.ingest
     import include.marketdata.tasks  # noqa: F401
