@@ -17,7 +17,15 @@ CREATE TABLE IF NOT EXISTS raw.daily_bars (
     PRIMARY KEY (symbol, session_date)
 );
 -- dbt's incremental models find new and corrected bars by loaded_at (their high-water mark).
-CREATE INDEX IF NOT EXISTS daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at);
+-- Indexes and columns are checked for first: CREATE INDEX IF NOT EXISTS and ALTER TABLE ... ADD COLUMN IF NOT EXISTS
+-- lock their table even when there is nothing to do, so every task's schema check would wait for every open COPY
+-- into the table (and hold up the next ones behind it): parallel fetch tasks ran one after another.
+DO $$
+BEGIN
+    IF to_regclass('raw.daily_bars_loaded_at_idx') IS NULL THEN
+        CREATE INDEX daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at);
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     symbol           text        NOT NULL,
@@ -44,7 +52,13 @@ CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     PRIMARY KEY (symbol, captured_at)
 );
 -- The gateway's "_updated" time only, NULL when it sent none: a quote of unknown age (captured_at cannot tell).
-ALTER TABLE raw.market_snapshots ADD COLUMN IF NOT EXISTS quote_at timestamptz;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'raw.market_snapshots'::regclass AND attname = 'quote_at' AND NOT attisdropped) THEN
+        ALTER TABLE raw.market_snapshots ADD COLUMN quote_at timestamptz;
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS raw.contracts (
     symbol        text PRIMARY KEY,
@@ -81,4 +95,9 @@ CREATE UNLOGGED TABLE IF NOT EXISTS staging.daily_bars (
     source        text             NOT NULL,
     staged_at     timestamptz      NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS daily_bars_run_symbol_idx ON staging.daily_bars (run_id, symbol);
+DO $$
+BEGIN
+    IF to_regclass('staging.daily_bars_run_symbol_idx') IS NULL THEN
+        CREATE INDEX daily_bars_run_symbol_idx ON staging.daily_bars (run_id, symbol);
+    END IF;
+END $$;
