@@ -17,15 +17,7 @@ CREATE TABLE IF NOT EXISTS raw.daily_bars (
     PRIMARY KEY (symbol, session_date)
 );
 -- dbt's incremental models find new and corrected bars by loaded_at (their high-water mark).
--- Indexes and columns are checked for first: CREATE INDEX IF NOT EXISTS and ALTER TABLE ... ADD COLUMN IF NOT EXISTS
--- lock their table even when there is nothing to do, so every task's schema check would wait for every open COPY
--- into the table (and hold up the next ones behind it): parallel fetch tasks ran one after another.
-DO $$
-BEGIN
-    IF to_regclass('raw.daily_bars_loaded_at_idx') IS NULL THEN
-        CREATE INDEX daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at);
-    END IF;
-END $$;
+CREATE INDEX IF NOT EXISTS daily_bars_loaded_at_idx ON raw.daily_bars (loaded_at);
 
 CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     symbol           text        NOT NULL,
@@ -52,6 +44,8 @@ CREATE TABLE IF NOT EXISTS raw.market_snapshots (
     PRIMARY KEY (symbol, captured_at)
 );
 -- The gateway's "_updated" time only, NULL when it sent none: a quote of unknown age (captured_at cannot tell).
+-- Checked for first: ALTER TABLE ... ADD COLUMN IF NOT EXISTS locks the table even when there is nothing to do, so
+-- a task's schema check would wait for every open write to it (indexes: db.apply_ddl checks for them).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute
@@ -95,9 +89,4 @@ CREATE UNLOGGED TABLE IF NOT EXISTS staging.daily_bars (
     source        text             NOT NULL,
     staged_at     timestamptz      NOT NULL DEFAULT clock_timestamp()
 );
-DO $$
-BEGIN
-    IF to_regclass('staging.daily_bars_run_symbol_idx') IS NULL THEN
-        CREATE INDEX daily_bars_run_symbol_idx ON staging.daily_bars (run_id, symbol);
-    END IF;
-END $$;
+CREATE INDEX IF NOT EXISTS daily_bars_run_symbol_idx ON staging.daily_bars (run_id, symbol);

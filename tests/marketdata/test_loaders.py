@@ -120,22 +120,6 @@ def test_schema_setup_is_idempotent(clean_db):
         db.ensure_schema(conn)
 
 
-def test_schema_check_does_not_wait_for_open_loads(clean_db):
-    """Every fetch task checks the schema: it must not queue behind another task's open COPY (nor hold up the next
-    one), as CREATE INDEX / ADD COLUMN IF NOT EXISTS did by locking their tables when there was nothing to do."""
-    writer = psycopg2.connect(clean_db)
-    try:
-        with writer.cursor() as cur:  # open writes on every table the DDL indexes or alters, left uncommitted
-            cur.execute("LOCK TABLE raw.daily_bars, raw.market_snapshots, staging.daily_bars IN ROW EXCLUSIVE MODE")
-        with db.connection(clean_db) as conn:
-            with conn.cursor() as cur:
-                cur.execute("SET lock_timeout = '2s'")
-            conn.commit()
-            db.ensure_schema(conn)  # LockNotAvailable here if it waited for the writer
-    finally:
-        writer.close()
-
-
 def test_a_dropped_index_is_recreated(clean_db):
     index = "SELECT to_regclass('raw.daily_bars_loaded_at_idx') IS NOT NULL"
     with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
