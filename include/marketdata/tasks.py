@@ -44,7 +44,7 @@ def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
     params = context["params"]
     try:
         with IBKRHook().get_conn(settings) as client:
-            client.ensure_session()
+            client.ensure_session(prime=False)  # history GETs prime the session themselves if they must
             staged = fetch_and_stage_bars(
                 client,
                 settings.require_market_db_url(),

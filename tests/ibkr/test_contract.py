@@ -69,6 +69,22 @@ def test_unprimed_session_is_primed_automatically(client, simulator):
     assert len(bars) == 21 and client.primed
 
 
+def test_a_session_check_without_priming_sends_one_request_less_and_history_still_loads(client, simulator):
+    """fetch_bars checks the session with ``prime=False``: no /iserver/accounts while the session is primed, and
+    after a nightly reset (unprimed) the first history request primes it itself."""
+    def accounts_calls() -> int:
+        stats = httpx.get(f"{simulator.admin_url}/stats", timeout=5).json()
+        return sum(n for path, n in stats["by_path"].items() if path.endswith("/iserver/accounts"))
+
+    client.ensure_session()
+    primed = accounts_calls()
+    assert client.ensure_session(prime=False).healthy and accounts_calls() == primed
+    admin(simulator, "/session", {"primed": False})  # the nightly reset
+    assert client.ensure_session(prime=False).healthy and accounts_calls() == primed
+    bars = client.daily_bars(client.resolve_contract("AAPL"), date(2024, 1, 2), date(2024, 1, 31))
+    assert len(bars) == 21 and accounts_calls() == primed + 1
+
+
 # ---------------------------------------------------------------- contracts and market data
 def test_contract_lookup_picks_the_us_listing(client):
     aapl = client.resolve_contract("aapl")

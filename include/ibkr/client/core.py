@@ -142,8 +142,9 @@ class IBKRClient(MarketDataMixin, TradingMixin):
                 raise
             # §3.4: after the nightly reset /iserver/* answers 500 until /iserver/accounts is queried.
             # The 500 means the request was not acted on, so one retry is safe even for orders.
-            log.warning(
-                "IBKR %s %s: session not primed; querying /iserver/accounts and retrying once", method, path
+            log.log(
+                logging.WARNING if self.primed else logging.INFO,  # lost (the nightly reset) or never primed
+                "IBKR %s %s: session not primed; querying /iserver/accounts and retrying once", method, path,
             )
             self.accounts()
             return self._send_with_retries(method, path, params, json, idempotent, raw)
@@ -225,8 +226,12 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         payload = self._request("POST", "/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
         return PA.parse_auth_status(payload, "/iserver/auth/ssodh/init")
 
-    def ensure_session(self, *, try_reauth: bool = True, reauth_wait_s: float = 2.0) -> AuthStatus:
-        """Check the brokerage session, start it once if needed, then prime it with /iserver/accounts."""
+    def ensure_session(self, *, try_reauth: bool = True, reauth_wait_s: float = 2.0, prime: bool = True) -> AuthStatus:
+        """Check the brokerage session, start it once if needed, then prime it with /iserver/accounts.
+
+        ``prime=False`` leaves the priming to the first /iserver request that needs it (``_request`` queries
+        /iserver/accounts and retries once on "Please query /accounts first"): one request less for a task that
+        only reads market data from a session the keepalive and other tasks keep primed."""
         status = self.auth_status()  # 401 -> NotAuthenticatedError: a human must log in at the gateway
         if status.competing:
             # Do not take the session over automatically: that would log the trader out of TWS/mobile.
@@ -252,7 +257,8 @@ class IBKRClient(MarketDataMixin, TradingMixin):
             raise E.NoBridgeError(
                 f"{E.NoBridgeError.default_message}{detail}", endpoint="/iserver/auth/status", status_code=200
             )
-        self.accounts()
+        if prime:
+            self.accounts()
         return status
 
     def accounts(self) -> BrokerageAccounts:
