@@ -48,3 +48,77 @@ def test_schema_setup_does_not_wait_for_open_writes(clean_db, module, name):
             db.apply_ddl(conn, _ddl(module, name))  # LockNotAvailable if it waited for the writer
     finally:
         writer.close()
+
+
+def _hold_schema_lock(dsn: str):
+    holder = psycopg2.connect(dsn)
+    holder.autocommit = True
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (db._SCHEMA_LOCK_KEY,))
+    return holder
+
+
+def _apply_with_lock_timeout(dsn: str, ddl: str) -> None:
+    with db.connection(dsn) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '1s'")
+        conn.commit()
+        db.apply_ddl(conn, ddl)
+
+
+TABLE_V1 = """
+CREATE SCHEMA IF NOT EXISTS ddl_probe;
+CREATE TABLE IF NOT EXISTS ddl_probe.t (id int PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS t_id_idx ON ddl_probe.t (id);
+"""
+TABLE_V2 = TABLE_V1 + """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'ddl_probe.t'::regclass AND attname = 'note') THEN
+        ALTER TABLE ddl_probe.t ADD COLUMN note text;
+    END IF;
+END $$;
+"""
+
+
+def test_a_schema_already_set_up_is_recognised_without_the_schema_lock(clean_db):
+    """The tasks' schema checks do not queue on the project-wide schema lock once the DDL ran; a changed DDL (a
+    migration), a dropped table or a dropped index runs it again, under the lock."""
+    _apply_with_lock_timeout(clean_db, TABLE_V1)
+    holder = _hold_schema_lock(clean_db)
+    try:
+        _apply_with_lock_timeout(clean_db, TABLE_V1)  # recognised: no lock, no DDL
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            _apply_with_lock_timeout(clean_db, TABLE_V2)  # changed: runs, so waits for the lock
+    finally:
+        holder.close()
+    _apply_with_lock_timeout(clean_db, TABLE_V2)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ddl_probe.t'::regclass AND attname = 'note'")
+        assert cur.fetchone()[0] == 1
+        cur.execute("DROP INDEX ddl_probe.t_id_idx")
+    _apply_with_lock_timeout(clean_db, TABLE_V2)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('ddl_probe.t_id_idx') IS NOT NULL")
+        assert cur.fetchone()[0]
+        cur.execute("DROP TABLE ddl_probe.t")
+    _apply_with_lock_timeout(clean_db, TABLE_V2)
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT note FROM ddl_probe.t")  # the table and its migrated column are back
+        assert cur.fetchall() == []
+
+
+def test_a_ddl_with_more_than_tables_and_indexes_always_runs(clean_db):
+    """A function (the pacing ledger's) or seed rows (the trading state's) could be gone with every table still
+    there: such a DDL runs every time."""
+    from include.ibkr.pacing_ledger import DDL as PACING_DDL
+    from include.risk.state_store import DDL as STATE_DDL
+
+    for ddl in (PACING_DDL, STATE_DDL):
+        _apply_with_lock_timeout(clean_db, ddl)
+        holder = _hold_schema_lock(clean_db)
+        try:
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                _apply_with_lock_timeout(clean_db, ddl)
+        finally:
+            holder.close()
