@@ -106,7 +106,9 @@ def manifest_command(force: bool = False) -> list[str]:
     even when there is one, e.g. after the dbt project changed). The Cosmos DAG files need it before any Airflow
     process parses them; dbt stays out of the calling process."""
     call = "ensure_manifest(force=True)" if force else "ensure_manifest()"
-    return [sys.executable, "-c", f"from include.dbt_project import ensure_manifest; {call}"]
+    # dbt has printed the error by then: its first line, not a traceback of ours, ends the output
+    return [sys.executable, "-c", "import sys\nfrom include.dbt_project import ensure_manifest\n"
+            f"try:\n    {call}\nexcept RuntimeError as exc:\n    sys.exit(str(exc).splitlines()[0])"]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

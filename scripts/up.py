@@ -166,10 +166,19 @@ def main() -> int:
             where = "simulator clock set, running" if stack.simulator else "the external gateway keeps its own time"
             print(f"trading clock: TRADING_CLOCK={clock} ({where})", flush=True)
             env["TRADING_CLOCK"] = clock
-        subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-m", "scripts.airflow_objects"], env=env, cwd=REPO, check=True)
-        # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old one.
-        subprocess.run(manifest_command(force=True), env=env, cwd=REPO, check=True)
+        steps = [("airflow db migrate", [_bin("airflow"), "db", "migrate"], subprocess.DEVNULL),
+                 ("the Airflow pools, variables and connections", [sys.executable, "-m", "scripts.airflow_objects"],
+                  None),
+                 # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old
+                 # one.
+                 ("dbt parse (the manifest the dbt DAGs render from)", manifest_command(force=True), None)]
+        for what, command, stdout in steps:
+            try:
+                subprocess.run(command, env=env, cwd=REPO, check=True, stdout=stdout)
+            except subprocess.CalledProcessError as exc:  # its own error is above; no traceback of ours
+                print(f"make up: {what} failed (exit status {exc.returncode}, its output is above); Airflow was not "
+                      "started", file=sys.stderr)
+                return 1
         mlflow = start_mlflow(env, ports.mlflow)
         # Its own process group, so the terminal's Ctrl-C reaches it only through us, exactly once.
         airflow = subprocess.Popen([_bin("airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True)

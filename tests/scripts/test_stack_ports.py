@@ -127,3 +127,37 @@ def test_make_up_checks_trading_clock_and_pins_the_simulator(monkeypatch):
     monkeypatch.setattr(up.httpx, "post", lambda url, json, timeout: sent.append((url, json)) or Response())
     up.pin_simulator_clock("http://127.0.0.1:5099/v1/api", "2026-12-04T15:30:00+00:00")
     assert sent == [("http://127.0.0.1:5099/sim/admin/clock", {"now": "2026-12-04T15:30:00+00:00", "running": True})]
+
+
+def test_make_up_names_a_failed_preparation_step_and_stops_the_stack(monkeypatch, capsys):
+    """A broken dbt project (or migration) at start-up: one line naming the step, the stack it started stopped,
+    exit 1, and no traceback of ours."""
+    import subprocess
+
+    stopped: list[bool] = []
+
+    class Stack:
+        env: dict[str, str] = {"AIRFLOW_HOME": "/nonexistent"}
+        simulator = None
+
+        def describe(self) -> list[str]:
+            return ["stack"]
+
+        def stop(self) -> None:
+            stopped.append(True)
+
+    def run(command, **kwargs):
+        if "ensure_manifest" in " ".join(command):
+            raise subprocess.CalledProcessError(2, command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(up.signal, "signal", lambda *a: None)  # main() would leave SIGINT/SIGTERM ignored here
+    monkeypatch.setattr(up, "start_stack", lambda ports: Stack())
+    monkeypatch.setattr(up, "resolve_ports", lambda configured, explicit: (configured, []))
+    monkeypatch.setattr(up, "trading_clock", lambda: None)
+    monkeypatch.setattr(up.subprocess, "run", run)
+    monkeypatch.setattr(up, "start_mlflow", lambda *a: pytest.fail("MLflow started after a failed step"))
+    assert up.main() == 1
+    err = capsys.readouterr().err
+    assert "make up: dbt parse (the manifest the dbt DAGs render from) failed (exit status 2" in err
+    assert "Traceback" not in err and stopped == [True]
