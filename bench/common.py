@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, embedded_postgres, free_port
+from scripts.devstack import LOCAL, REPO, embedded_postgres, free_port, start_mlflow_server
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,8 @@ def mlflow_server(work: Path) -> Iterator[str]:
     """An ``mlflow server`` on a sqlite store in ``work`` with a file:// artifact root, as make up runs it; yields its
     tracking URI and stops it on exit (its log: work/mlflow.log)."""
     port = free_port()
-    with open(work / "mlflow.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root",
-             (work / "artifacts").as_uri(), "--workers", "1"],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = start_mlflow_server(port, f"sqlite:///{work / 'mlflow.db'}", work / "mlflow.log",
+                               artifact_root=work / "artifacts")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -225,6 +225,25 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> N
         proc.wait()
 
 
+def start_mlflow_server(port: int, backend_uri: str, log: Path, *, artifact_root: Path | None = None,
+                        artifacts_destination: Path | None = None,
+                        env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``mlflow server`` on 127.0.0.1:``port`` (one worker, no job runner), as make up runs it, in a process group of
+    its own (stopped as one, by its id), appending to ``log``; the caller waits for it. ``artifact_root``: artifacts
+    written by the clients straight to that directory (the tasks' store); ``artifacts_destination``: proxied through
+    the server."""
+    args = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--backend-store-uri", backend_uri]
+    if artifact_root is not None:
+        args += ["--default-artifact-root", artifact_root.as_uri()]
+    if artifacts_destination is not None:
+        args += ["--artifacts-destination", artifacts_destination.as_uri()]
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, env={**(os.environ if env is None else env),
+                                           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def mlflow_store() -> tuple[str, Path]:
     """The local MLflow store: sqlite backend + artifact root beside it, shared by tasks and `make up`'s UI."""
     store = (LOCAL / "mlflow").resolve()

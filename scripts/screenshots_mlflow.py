@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from scripts.devstack import free_port
+from scripts.devstack import free_port, start_mlflow_server
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "docs" / "screenshots"
@@ -287,14 +287,8 @@ def mlflow_server(scratch: Path) -> Iterator[str]:
     import httpx
 
     port = free_port()
-    log = open(scratch / "mlflow-server.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", os.environ["MLFLOW_TRACKING_URI"],
-         "--default-artifact-root", (scratch / "mlflow" / "artifacts").as_uri()],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: stopped as one, by its id
-    )  # fmt: skip
+    proc = start_mlflow_server(port, os.environ["MLFLOW_TRACKING_URI"], scratch / "mlflow-server.log",
+                               artifact_root=scratch / "mlflow" / "artifacts")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -315,7 +309,6 @@ def mlflow_server(scratch: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        log.close()
         print(f"  mlflow server stopped (exit code {proc.returncode})", flush=True)
 
 

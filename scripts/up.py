@@ -24,7 +24,17 @@ from pathlib import Path
 
 import httpx
 
-from scripts.devstack import LOCAL, REPO, StackPorts, free_port, manifest_command, mlflow_store, port_open, start_stack
+from scripts.devstack import (
+    LOCAL,
+    REPO,
+    StackPorts,
+    free_port,
+    manifest_command,
+    mlflow_store,
+    port_open,
+    start_mlflow_server,
+    start_stack,
+)
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # written by the simple auth manager in AIRFLOW_HOME
 
@@ -85,14 +95,7 @@ def start_mlflow(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     # The same store and artifact root make demo's tasks write to directly, so the UI shows those runs.
     backend_uri, artifacts = mlflow_store()
     artifacts.mkdir(parents=True, exist_ok=True)
-    log = open(LOCAL / "mlflow.log", "ab")  # noqa: SIM115 - handed to the child process
-    return subprocess.Popen(
-        [_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", backend_uri,
-         "--default-artifact-root", artifacts.as_uri(), "--workers", "1"],
-        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    return start_mlflow_server(port, backend_uri, LOCAL / "mlflow.log", artifact_root=artifacts, env=env)
 
 
 def _print_login_when_ready(home: str, ports: StackPorts, stop: threading.Event) -> None:

@@ -1,4 +1,5 @@
-"""plugins/airflow_local_settings.py preloads dbt, Cosmos and exchange_calendars only in the processes that fork task processes."""
+"""plugins/airflow_local_settings.py preloads dbt, Cosmos and exchange_calendars only in the processes that fork
+task processes."""
 
 import subprocess
 import sys

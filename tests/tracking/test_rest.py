@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.devstack import free_port
+from scripts.devstack import free_port, start_mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,13 +54,8 @@ print(json.dumps({"run_id": run_id, "again": again, "changed": changed, "x": met
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    log = open(work / "server.log", "wb")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-                             "--artifacts-destination", (work / "proxied").as_uri()],
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_mlflow_server(port, f"sqlite:///{work / 'mlflow.db'}", work / "server.log",
+                               artifacts_destination=work / "proxied")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -77,7 +72,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     finally:
         proc.terminate()
         proc.wait(30)
-        log.close()
 
 
 @pytest.mark.parametrize("root", ["proxy", "file"])
