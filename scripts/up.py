@@ -169,11 +169,10 @@ def main() -> int:
             where = "simulator clock set, running" if stack.simulator else "the external gateway keeps its own time"
             print(f"trading clock: TRADING_CLOCK={clock} ({where})", flush=True)
             env["TRADING_CLOCK"] = clock
+        # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old one.
         steps = [("airflow db migrate", [_bin("airflow"), "db", "migrate"], subprocess.DEVNULL),
                  ("the Airflow pools, variables and connections", [sys.executable, "-m", "scripts.airflow_objects"],
                   None),
-                 # The Cosmos DAGs render from dbt's manifest: a fresh clone has none, an edited dbt project an old
-                 # one.
                  ("dbt parse (the manifest the dbt DAGs render from)", manifest_command(force=True), None)]
         for what, command, stdout in steps:
             try:

@@ -29,6 +29,15 @@ def _ddl(module: str, name: str) -> str:
     return value if isinstance(value, str) else value.read_text()
 
 
+def _apply_with_lock_timeout(dsn: str, ddl: str, timeout: str = "1s") -> None:
+    """apply_ddl on a fresh connection that gives up on any lock (LockNotAvailable) after ``timeout``."""
+    with db.connection(dsn) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SET lock_timeout = %s", (timeout,))
+        conn.commit()
+        db.apply_ddl(conn, ddl)
+
+
 @pytest.mark.parametrize(("module", "name"), DDL_SOURCES, ids=[m.removeprefix("include.") for m, _ in DDL_SOURCES])
 def test_schema_setup_does_not_wait_for_open_writes(clean_db, module, name):
     with db.connection(clean_db) as conn:
@@ -41,11 +50,7 @@ def test_schema_setup_does_not_wait_for_open_writes(clean_db, module, name):
                         " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
             tables = [t for (t,) in cur.fetchall()]
             cur.execute(f"LOCK TABLE {', '.join(tables)} IN ROW EXCLUSIVE MODE")
-        with db.connection(clean_db) as conn:
-            with conn.cursor() as cur:
-                cur.execute("SET lock_timeout = '2s'")
-            conn.commit()
-            db.apply_ddl(conn, _ddl(module, name))  # LockNotAvailable if it waited for the writer
+        _apply_with_lock_timeout(clean_db, _ddl(module, name), "2s")  # LockNotAvailable if it waited for the writer
     finally:
         writer.close()
 
@@ -56,14 +61,6 @@ def _hold_schema_lock(dsn: str):
     with holder.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (db._SCHEMA_LOCK_KEY,))
     return holder
-
-
-def _apply_with_lock_timeout(dsn: str, ddl: str) -> None:
-    with db.connection(dsn) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SET lock_timeout = '1s'")
-        conn.commit()
-        db.apply_ddl(conn, ddl)
 
 
 TABLE_V1 = """
