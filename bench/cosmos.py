@@ -64,7 +64,8 @@ def _bare_dbt(dsn: str, target: Path) -> dict:
     """``dbt build`` of the models the dbt_market group renders (the same exclusion), threads as in profiles.yml."""
     from dbt.cli.main import dbtRunner
 
-    from include.dbt_project import DBT_PROJECT_DIR, OWN_DAG_SELECTORS, dbt_env, speed_up_dbt_adapter_start
+    from include.dbt_project import DBT_PROJECT_DIR, OWN_DAG_SELECTORS, dbt_env
+    from include.dbt_runtime import speed_up_dbt_adapter_start
 
     speed_up_dbt_adapter_start()  # as the Cosmos tasks do: the same dbt on both sides
     os.environ.update(dbt_env(dsn))

@@ -4,7 +4,6 @@ DBT_* variables of ``dbt/ibkr_market/profiles.yml`` from ``MARKET_DB_URL`` (TCP 
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -91,32 +90,6 @@ def ensure_manifest(force: bool = False) -> Path:
     return MANIFEST_PATH
 
 
-def _calling_module() -> str:
-    """What ``BehaviorFlagRendered._default_source`` returns (the module of the first frame outside
-    dbt_common.behavior_flags), read from the frames' globals instead of ``inspect.stack()``."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_globals.get("__name__")
-        if name and name != "dbt_common.behavior_flags":
-            return name
-        frame = frame.f_back
-    return "Unknown"
-
-
-def speed_up_dbt_adapter_start() -> None:
-    """Stop dbt's adapter start-up walking the call stack with ``inspect.stack()``.
-
-    dbt-common 1.39 names each adapter behavior flag's source with ``inspect.stack()``, evaluated even when the
-    flag has one: it reads source lines for every frame and, for a frame whose file maps to no module, scans all of
-    ``sys.modules``. dbt builds a new adapter per invocation (Cosmos resets them after each), three flags each: ~5 ms
-    a flag in a fresh task process, ~90 ms in a dag.test() process with GX and MLflow loaded, up to seconds in a
-    long-lived one with module-less frames on the stack (a pytest worker). The flag's source is only event metadata;
-    the same name comes from the frames' globals. Idempotent."""
-    from dbt_common.behavior_flags import BehaviorFlagRendered
-
-    BehaviorFlagRendered._default_source = staticmethod(_calling_module)
-
-
 def openlineage_listener_installed() -> bool:
     """Whether Airflow's OpenLineage provider, the only reader of the lineage events Cosmos computes after each dbt
     call, is installed."""
@@ -141,8 +114,8 @@ def _before_dbt_task(context: dict) -> None:
     runs: Cosmos calls gc.collect() after every dbt invocation (to release dbt adapters' semaphores); a full
     collection walks the whole Airflow + dbt heap, ~1.1 s per task on this machine. Frozen, that heap is skipped
     and the collection still frees what the dbt call left behind. The task process ends after the task; under
-    dag.test() the frozen objects stay for the test's process, which it does anyway. And
-    ``speed_up_dbt_adapter_start``.
+    dag.test() the frozen objects stay for the test's process, which it does anyway. And the once-per-process dbt
+    start-up of include.dbt_runtime: ``speed_up_dbt_adapter_start`` and ``reuse_parsed_project``.
 
     Cosmos also turns dbt's artifacts into OpenLineage events after every dbt call whenever
     openlineage-integration-common is importable (it is, as a Cosmos dependency): it imports the OpenLineage
@@ -152,7 +125,10 @@ def _before_dbt_task(context: dict) -> None:
     """
     import gc
 
+    from include.dbt_runtime import reuse_parsed_project, speed_up_dbt_adapter_start
+
     speed_up_dbt_adapter_start()
+    reuse_parsed_project()
     if not openlineage_listener_installed():
         context["task"].calculate_openlineage_events_completes = _no_lineage_events
     gc.freeze()
@@ -231,6 +207,8 @@ def dbt_build(market_db_url: str, *, exclude: tuple[str, ...] = OWN_DAG_SELECTOR
     import tempfile
 
     from dbt.cli.main import dbtRunner
+
+    from include.dbt_runtime import speed_up_dbt_adapter_start
 
     speed_up_dbt_adapter_start()
     env = dbt_env(market_db_url)

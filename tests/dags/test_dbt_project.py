@@ -90,7 +90,7 @@ def test_faster_adapter_start_names_flag_sources_as_dbt_does(monkeypatch):
     """speed_up_dbt_adapter_start replaces dbt-common's inspect.stack() walk; the flags' sources stay the same."""
     from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
 
-    from include.dbt_project import speed_up_dbt_adapter_start
+    from include.dbt_runtime import speed_up_dbt_adapter_start
 
     monkeypatch.setattr(BehaviorFlagRendered, "_default_source", BehaviorFlagRendered.__dict__["_default_source"])
     flags = [{"name": "some_flag", "default": False, "docs_url": "https://example.invalid"},
@@ -108,17 +108,21 @@ def test_faster_adapter_start_names_flag_sources_as_dbt_does(monkeypatch):
 
 
 def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(monkeypatch):
-    """Cosmos computes OpenLineage events after every dbt call; only Airflow's OpenLineage provider reads them."""
+    """Cosmos computes OpenLineage events after every dbt call; only Airflow's OpenLineage provider reads them.
+    The same callback lets the group's later dbt tasks in the process reuse its parse."""
     import gc
     import importlib.util
     from datetime import datetime
 
     from airflow.sdk import DAG
     from cosmos import DbtTaskGroup
+    from dbt.cli import requires
 
-    from include import dbt_project
+    from include import dbt_project, dbt_runtime
 
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the callback's other step, not for this test's process
+    monkeypatch.setattr(requires, "setup_manifest", requires.setup_manifest)  # and its parse reuse: restored after
+    monkeypatch.setattr(dbt_runtime, "_dbt_setup_manifest", None)
     ensure_manifest()
     with DAG("lineage_probe", schedule=None, start_date=datetime(2025, 1, 2)) as dag:
         DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs())
@@ -128,6 +132,7 @@ def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(mon
     dbt_project._before_dbt_task({"task": build})
     assert build.calculate_openlineage_events_completes({}, "/nowhere", ["dbt", "build"]) is False
     assert "calculate_openlineage_events_completes" not in vars(other)  # only the task about to run
+    assert requires.setup_manifest is dbt_runtime._setup_manifest  # the group's later tasks reuse its parse
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name ==

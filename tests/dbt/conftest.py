@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from include.dbt_project import DBT_PROJECT_DIR, dbt_env, speed_up_dbt_adapter_start
+from include.dbt_project import DBT_PROJECT_DIR, dbt_env
+from include.dbt_runtime import speed_up_dbt_adapter_start
 
 
 @pytest.fixture
