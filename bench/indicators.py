@@ -7,8 +7,8 @@ the swap) against ``CREATE TABLE ... AS SELECT * FROM`` its input, BENCH_REPEATS
 and reports medians: the model's own time as dbt reports it (like for like with the CTAS, one statement on an open
 connection) and the whole command (plus dbt's start-up and partial parse). P5 times
 ``dbt run --select +fct_daily_indicators`` after one new session per symbol against the same with --full-refresh,
-both with the global flags the ``dbt_market`` DAG's Cosmos tasks pass (``--no-write-json --cache-selected-only``),
-medians of BENCH_REPEATS interleaved pairs.
+both with the global flags the ``dbt_market`` DAG's Cosmos tasks pass (``COSMOS_OPERATOR_ARGS``: no JSON artifacts,
+only the selected schemas cached, no debug log file), medians of BENCH_REPEATS interleaved pairs.
 """
 
 from __future__ import annotations

@@ -139,10 +139,12 @@ COSMOS_OPERATOR_ARGS = {
     # The DAGs publish their own Assets (include/assets.py); Cosmos's would name the TCP host of the connection.
     "emit_datasets": False,
     # No manifest.json / run_results.json per task (dbt wrote manifest.json twice per call, ~0.5 s). Cosmos's
-    # OpenLineage parse of them then finds nothing; partial_parse.msgpack is still written and cached. And the
+    # OpenLineage parse of them then finds nothing; partial_parse.msgpack is still written and cached. The
     # relation cache of the selected model's schema only, not of every schema of the project (a task builds one
-    # model; dbt looks any other relation up when it needs it): ~0.1 s of a group run (python -m bench cosmos).
-    "dbt_cmd_global_flags": ["--no-write-json", "--cache-selected-only"],
+    # model; dbt looks any other relation up when it needs it): ~0.1 s of a group run (python -m bench cosmos). And
+    # no debug log file: dbt writes every query to logs/dbt.log in the task's temporary copy of the project, which
+    # Cosmos deletes with it (~45 ms a task; the task log still gets dbt's output).
+    "dbt_cmd_global_flags": ["--no-write-json", "--cache-selected-only", "--log-level-file", "none"],
     "on_execute_callback": _before_dbt_task,
 }
 

@@ -9,9 +9,9 @@ import psycopg2
 import pytest
 
 from include import dbt_runtime
-from include.dbt_project import DBT_PROJECT_DIR, dbt_env
+from include.dbt_project import COSMOS_OPERATOR_ARGS, DBT_PROJECT_DIR, dbt_env
 
-NO_JSON = ["--no-write-json", "--cache-selected-only", "--log-level-file", "none"]  # as the Cosmos tasks run dbt
+NO_JSON = COSMOS_OPERATOR_ARGS["dbt_cmd_global_flags"]  # as the Cosmos tasks run dbt: no manifest.json written
 
 
 @pytest.fixture
