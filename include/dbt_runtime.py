@@ -64,8 +64,13 @@ def speed_up_dbt_adapter_start() -> None:
 def _project_files(root: str, skip: set[str]) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime, size) of every file of the project under ``root`` (links followed: Cosmos runs dbt in a
     directory of links to the project), except the top-level directories in ``skip`` (target, logs)."""
-    found = []
+    found, seen = [], set()
     for directory, subdirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link back into the tree (e.g. a local package linked by dbt deps)
+            subdirs[:] = []
+            continue
+        seen.add(real)
         relative = os.path.relpath(directory, root)
         subdirs[:] = sorted(d for d in subdirs if not (relative == "." and d in skip))
         for name in sorted(files):
@@ -85,7 +90,10 @@ def _parse_key(runtime_config: object) -> tuple:
 
     loader = SimpleNamespace(root_project=runtime_config, all_projects=runtime_config.load_dependencies())
     check = ManifestLoader.build_manifest_state_check(loader)
-    skip = {os.path.normpath(str(runtime_config.target_path)), "logs"}  # installed packages are walked with it
+    target = str(runtime_config.target_path)
+    if os.path.isabs(target):
+        target = os.path.relpath(target, runtime_config.project_root)
+    skip = {"target", "logs", os.path.normpath(target)}  # dbt's output; installed packages are walked with the rest
     return (check.vars_hash.checksum, check.project_env_vars_hash.checksum, check.profile_hash.checksum,
             tuple(sorted((name, h.checksum) for name, h in check.project_hashes.items())),
             _project_files(runtime_config.project_root, skip))
@@ -102,8 +110,12 @@ def _unparsed(manifest: object) -> object:
 
 
 def _env_vars_unchanged(manifest: object) -> bool:
-    """The env vars the project's files read (``env_var()``, recorded by dbt at parse) still have those values."""
-    return all(os.environ.get(name) == value for name, value in manifest.env_vars.items())
+    """The env vars the project's files read (``env_var()``, recorded by dbt at parse) still have those values; one
+    that was unset (dbt recorded a placeholder for its default) is still unset."""
+    from dbt.constants import DEFAULT_ENV_PLACEHOLDER
+
+    return all(name not in os.environ if value == DEFAULT_ENV_PLACEHOLDER else os.environ.get(name) == value
+               for name, value in manifest.env_vars.items())
 
 
 def _setup_manifest(ctx: object, write: bool = True, write_perf_info: bool = False) -> None:

@@ -118,3 +118,22 @@ def test_a_kept_parse_compiles_afresh_with_ephemeral_models(reuse, project, clea
         invoke(*NO_JSON, "run", "--select", "eph_probe_view")
     assert len(reuse) == 1
     assert _columns(clean_db, "analytics_staging", "eph_probe_view") == ["probe"]
+
+
+def test_a_changed_env_var_that_a_model_reads_parses_again(reuse, project, clean_db, monkeypatch):
+    copy, invoke = project
+    monkeypatch.delenv("PROBE_LABEL", raising=False)
+    model = copy / "models" / "staging" / "env_probe.sql"
+    model.write_text("select '{{ env_var('PROBE_LABEL', 'unset') }}' as label\n")
+
+    def label() -> str:
+        with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT label FROM analytics_staging.env_probe")
+            return cur.fetchone()[0]
+
+    for _ in range(2):  # unset both times: dbt recorded its default, still the same
+        invoke(*NO_JSON, "run", "--select", "env_probe")
+    assert (len(reuse), label()) == (1, "unset")
+    monkeypatch.setenv("PROBE_LABEL", "set")
+    invoke(*NO_JSON, "run", "--select", "env_probe")
+    assert (len(reuse), label()) == (2, "set")
