@@ -135,8 +135,13 @@ def _setup_manifest(ctx: object, write: bool = True, write_perf_info: bool = Fal
         obj["manifest"] = _unparsed(kept)
     _dbt_setup_manifest(ctx, write=write, write_perf_info=write_perf_info)
     if kept is None:
+        manifest = obj["manifest"]
+        # dbt gives each manifest a multiprocessing lock (a named semaphore) that no dbt code takes. Kept alive to
+        # the end of a task process, which Airflow ends with os._exit, it would leave "1 leaked semaphore objects"
+        # in every task log; a thread lock holds no system resource.
+        manifest._lock = threading.Lock()
         with _lock:
-            _parsed = (key, obj["manifest"])
+            _parsed = (key, manifest)
     return None
 
 

@@ -137,3 +137,32 @@ def test_a_changed_env_var_that_a_model_reads_parses_again(reuse, project, clean
     monkeypatch.setenv("PROBE_LABEL", "set")
     invoke(*NO_JSON, "run", "--select", "env_probe")
     assert (len(reuse), label()) == (2, "set")
+
+
+_TASK_PROCESS = """
+import gc, os, sys
+from dbt.cli.main import dbtRunner
+from dbt.adapters.factory import reset_adapters
+from include import dbt_runtime
+dbt_runtime.reuse_parsed_project()
+result = dbtRunner().invoke([*sys.argv[1:]])
+reset_adapters(); gc.collect()  # what Cosmos does after each dbt call
+print("success" if result.success else "failed", flush=True)
+os._exit(0)  # as Airflow ends a task process
+"""
+
+
+def test_a_kept_parse_leaves_no_semaphore_behind_at_a_task_process_exit(project, tmp_path):
+    """Airflow ends task processes with os._exit; a multiprocessing lock still alive then is reported by Python's
+    resource tracker ("leaked semaphore objects") in the task log."""
+    import os
+    import subprocess
+    import sys
+
+    copy, _ = project
+    args = [*NO_JSON, "run", "--select", "stg_ibkr__daily_bars", "--project-dir", str(copy), "--profiles-dir",
+            str(copy), "--target-path", str(tmp_path / "target"), "--quiet"]
+    done = subprocess.run([sys.executable, "-c", _TASK_PROCESS, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(DBT_PROJECT_DIR.parents[1])})
+    assert done.stdout.strip().splitlines()[-1] == "success", done.stderr
+    assert "leaked semaphore" not in done.stderr
