@@ -158,6 +158,6 @@ def reuse_parsed_project() -> None:
     global _dbt_setup_manifest
     from dbt.cli import requires
 
-    if _dbt_setup_manifest is None:
+    if requires.setup_manifest is not _setup_manifest:
         _dbt_setup_manifest = requires.setup_manifest
         requires.setup_manifest = _setup_manifest

@@ -145,6 +145,20 @@ def clean_db(market_db_url: str) -> str:
     return market_db_url
 
 
+@pytest.fixture
+def dbt_parse_reuse_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt's own ``setup_manifest`` and no kept parse for this test, whatever an earlier test of this process
+    installed (a Cosmos task's callback installs include.dbt_runtime's parse reuse for the rest of the process);
+    the earlier state is back after the test."""
+    from dbt.cli import requires
+
+    from include import dbt_runtime
+
+    monkeypatch.setattr(requires, "setup_manifest", dbt_runtime._dbt_setup_manifest or requires.setup_manifest)
+    monkeypatch.setattr(dbt_runtime, "_dbt_setup_manifest", None)
+    monkeypatch.setattr(dbt_runtime, "_parsed", None)
+
+
 @pytest.fixture(scope="session")
 def db_snapshot(pg_admin_url: str, market_db_url: str) -> Iterator[object]:
     """``db_snapshot(key, build)``: the session database in the state ``build()`` leaves it, built once per key and

@@ -107,7 +107,7 @@ def test_faster_adapter_start_names_flag_sources_as_dbt_does(monkeypatch):
     assert sources() == before == [__name__, "dbt-x"]
 
 
-def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(monkeypatch):
+def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(monkeypatch, dbt_parse_reuse_off):
     """Cosmos computes OpenLineage events after every dbt call; only Airflow's OpenLineage provider reads them.
     The same callback lets the group's later dbt tasks in the process reuse its parse."""
     import gc
@@ -121,8 +121,6 @@ def test_dbt_tasks_skip_lineage_events_only_without_the_openlineage_provider(mon
     from include import dbt_project, dbt_runtime
 
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the callback's other step, not for this test's process
-    monkeypatch.setattr(requires, "setup_manifest", requires.setup_manifest)  # and its parse reuse: restored after
-    monkeypatch.setattr(dbt_runtime, "_dbt_setup_manifest", None)
     ensure_manifest()
     with DAG("lineage_probe", schedule=None, start_date=datetime(2025, 1, 2)) as dag:
         DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs())

@@ -15,14 +15,10 @@ NO_JSON = COSMOS_OPERATOR_ARGS["dbt_cmd_global_flags"]  # as the Cosmos tasks ru
 
 
 @pytest.fixture
-def reuse(monkeypatch):
+def reuse(dbt_parse_reuse_off, monkeypatch):
     """Installs reuse_parsed_project for the test only; counts dbt's parses."""
-    from dbt.cli import requires
     from dbt.parser.manifest import ManifestLoader
 
-    monkeypatch.setattr(requires, "setup_manifest", requires.setup_manifest)  # restored after the test
-    monkeypatch.setattr(dbt_runtime, "_dbt_setup_manifest", None)
-    monkeypatch.setattr(dbt_runtime, "_parsed", None)
     parses = []
     full_manifest = ManifestLoader.get_full_manifest.__func__
 
@@ -65,6 +61,7 @@ def test_invocations_share_one_parse_until_a_model_file_changes(reuse, project, 
     copy, invoke = project
     for _ in range(3):
         invoke(*NO_JSON, "run", "--select", "stg_ibkr__daily_bars")
+        dbt_runtime.reuse_parsed_project()  # as each Cosmos task's callback calls it again: installed once
     assert len(reuse) == 1
     assert "volume" in _columns(clean_db, "analytics_staging", "stg_ibkr__daily_bars")
 
