@@ -61,9 +61,13 @@ def speed_up_dbt_adapter_start() -> None:
     PluginManager.get_prefixed_modules = classmethod(_prefixed_modules)
 
 
-def _project_files(root: str, skip: set[str]) -> tuple[tuple[str, int, int], ...]:
-    """(path, mtime, size) of every file of the project under ``root`` (links followed: Cosmos runs dbt in a
-    directory of links to the project), except the top-level directories in ``skip`` (target, logs)."""
+def _project_files(root: str, skip: set[str]) -> tuple[tuple[str, str], ...]:
+    """(path, SHA-1 of the contents) of every file of the project under ``root`` (links followed: Cosmos runs dbt in
+    a directory of links to the project), except the top-level directories in ``skip`` (target, logs). Contents,
+    not modification times, as dbt compares them: a file rewritten within the file system's time resolution counts
+    too. ~1 ms for this project."""
+    import hashlib
+
     found, seen = [], set()
     for directory, subdirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(directory)
@@ -74,16 +78,15 @@ def _project_files(root: str, skip: set[str]) -> tuple[tuple[str, int, int], ...
         relative = os.path.relpath(directory, root)
         subdirs[:] = sorted(d for d in subdirs if not (relative == "." and d in skip))
         for name in sorted(files):
-            stat = os.stat(os.path.join(directory, name))
-            found.append((os.path.join(relative, name), stat.st_mtime_ns, stat.st_size))
+            with open(os.path.join(directory, name), "rb") as file:
+                found.append((os.path.join(relative, name), hashlib.sha1(file.read()).hexdigest()))
     return tuple(found)
 
 
 def _parse_key(runtime_config: object) -> tuple:
     """What the parsed project depends on, as dbt itself checks before reusing its partial-parse file: the command
     line vars, profile and target, the project's env vars, the connection (schema, database, ...), every package's
-    dbt_project.yml (dbt's ManifestStateCheck), and each file of the project by modification time and size (where dbt
-    compares file contents)."""
+    dbt_project.yml (dbt's ManifestStateCheck), and the contents of each file of the project (dbt's file diff)."""
     from types import SimpleNamespace
 
     from dbt.parser.manifest import ManifestLoader
