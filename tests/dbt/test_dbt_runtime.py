@@ -74,6 +74,22 @@ def test_invocations_share_one_parse_until_a_model_file_changes(reuse, project, 
     assert len(reuse) == 2
 
 
+def test_an_edit_of_the_same_size_and_time_parses_again(reuse, project, clean_db):
+    """An edit within the file system's time resolution that keeps the size: compared by content, as dbt does."""
+    import os
+
+    copy, invoke = project
+    model = copy / "models" / "staging" / "same_size_probe.sql"
+    model.write_text("select 1 as aaaa\n")
+    invoke(*NO_JSON, "run", "--select", "same_size_probe")
+    stat = model.stat()
+    model.write_text("select 1 as bbbb\n")
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    invoke(*NO_JSON, "run", "--select", "same_size_probe")
+    assert len(reuse) == 2
+    assert _columns(clean_db, "analytics_staging", "same_size_probe") == ["bbbb"]
+
+
 def test_a_new_target_schema_or_vars_parse_again(reuse, project, clean_db, monkeypatch):
     _, invoke = project
     invoke(*NO_JSON, "run", "--select", "stg_ibkr__daily_bars")
