@@ -10,7 +10,8 @@ import threading
 from functools import cache
 
 # One parsed project per process: (key, dbt Manifest). Cosmos's tasks build one model each; under dag.test() (make
-# demo, the tests) or a worker running several of them, each would re-read and re-check the partial-parse file.
+# demo, the tests), where one process runs all of a group's tasks, each would re-read and re-check the partial-parse
+# file.
 _parsed: tuple[tuple, object] | None = None
 _lock = threading.Lock()
 
@@ -155,7 +156,7 @@ def reuse_parsed_project() -> None:
     """Let the dbt invocations of this process that write no manifest.json (the Cosmos tasks: ``--no-write-json``)
     share one parsed project while nothing it was parsed from changed (``_parse_key``).
 
-    dbt otherwise reads its partial-parse file and checks every project file against it on each invocation: ~75 ms
+    dbt otherwise reads its partial-parse file and checks every project file against it on each invocation: ~70 ms
     of CPU per Cosmos task under dag.test() (py-spy), where one process runs all of a group's tasks. Under the
     scheduler each task is a process of its own and parses once, as before. Idempotent."""
     global _dbt_setup_manifest
