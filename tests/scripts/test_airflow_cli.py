@@ -60,3 +60,24 @@ def test_the_cli_runs_with_the_stack_settings_and_leaves_no_files_behind(tmp_pat
     assert (local / "airflow" / "airflow.cfg").exists()
     assert list(cwd.iterdir()) == []
     assert {p for p in ("airflow.cfg", "airflow.db") if (REPO / p).exists()} == repo_files
+
+
+def test_json_output_is_json_without_graphviz(tmp_path):
+    """Airflow warns on stdout that graphviz is missing for every ``dags`` command: ``-o json`` must stay JSON."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_TESTS_"))}
+    env.update({"LOCAL_STACK_DIR": str(tmp_path / "local"), "MARKET_DB_URL": "postgresql://postgres@127.0.0.1:5432/x",
+                "PYTHONPATH": str(REPO)})
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "scripts.airflow_cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    cli("db", "migrate")
+    assert json.loads(cli("dags", "list", "-o", "json").stdout) == []  # no DAG parsed into this metadata DB yet
+    assert airflow_cli.with_quiet_graphviz({}, ["dags", "show", "x"]) == {}  # where graphviz is needed: warned
+    assert airflow_cli.with_quiet_graphviz({"PYTHONWARNINGS": "error"}, ["dags", "list"])["PYTHONWARNINGS"] == (
+        "error," + airflow_cli.GRAPHVIZ_WARNING)
