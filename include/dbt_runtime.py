@@ -14,6 +14,7 @@ from functools import cache
 # file.
 _parsed: tuple[tuple, object] | None = None
 _lock = threading.Lock()
+_dbt_setup_manifest = None  # dbt's own requires.setup_manifest, once reuse_parsed_project has replaced it
 
 
 def _calling_module() -> str:
@@ -147,9 +148,6 @@ def _setup_manifest(ctx: object, write: bool = True, write_perf_info: bool = Fal
         with _lock:
             _parsed = (key, manifest)
     return None
-
-
-_dbt_setup_manifest = None  # dbt's own, once reuse_parsed_project has replaced it
 
 
 def reuse_parsed_project() -> None:
