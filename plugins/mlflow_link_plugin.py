@@ -1,7 +1,8 @@
 """An "MLflow run" extra link on every task, pointing at the MLflow run of its DAG run.
 
 Lookup (in the API server, per click): in the task's DAG run, the XCom key ``mlflow_run_id`` pushed by
-any task, else the return value of task ``start_mlflow_run``; the newest wins. No run id, no link.
+any task, else the return value of task ``start_mlflow_run`` (the id, or a dict with an ``mlflow_run_id`` entry);
+the newest wins. No run id, no link.
 The UI base is ``MLFLOW_UI_URL`` (see ``include.tracking.links``); mlflow itself is never imported.
 """
 
@@ -43,6 +44,8 @@ def mlflow_run_id_for(dag_id: str, run_id: str) -> str | None:
     rows.sort(key=lambda row: row.key != MLFLOW_RUN_ID_XCOM_KEY)
     for row in rows:
         value = _decode(row.value)
+        if isinstance(value, dict):  # start_mlflow_run returned the run's description (train_signal_model)
+            value = value.get(MLFLOW_RUN_ID_XCOM_KEY)
         if isinstance(value, str) and value:
             return value
     return None

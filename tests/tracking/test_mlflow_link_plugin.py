@@ -58,6 +58,8 @@ def make(push):
             if push == "key":
                 context["ti"].xcom_push(key="mlflow_run_id", value="{RUN_ID}")
                 return None
+            if push == "dict":  # a run description, as train_signal_model returns (one XCom, not one per key)
+                return {{"mlflow_run_id": "{RUN_ID}", "model_name": "m"}}
             return "{RUN_ID}" if push == "return" else None
 
         @task
@@ -69,7 +71,7 @@ def make(push):
     return link_dag()
 
 
-for push in ("return", "key", "none"):
+for push in ("return", "dict", "key", "none"):
     make(push)
 """
 
@@ -89,7 +91,7 @@ def link_dags(airflow_db, tmp_path_factory):
 
 
 @pytest.mark.airflow
-@pytest.mark.parametrize("push", ["return", "key", "none"])
+@pytest.mark.parametrize("push", ["return", "dict", "key", "none"])
 def test_link_resolves_the_dag_runs_mlflow_run_from_xcom(link_dags, monkeypatch, push):
     from airflow import plugins_manager
     from airflow.models.serialized_dag import SerializedDagModel
