@@ -27,7 +27,7 @@ with DAG(
     def prompt_versions() -> list:
         return list(get_current_context()["params"]["prompt_versions"]) or [None]
 
-    @task
+    @task(multiple_outputs=False)
     def evaluate(prompt_version: int | None) -> dict:
         from include.llm.evaluation import run_evaluation
 

@@ -32,7 +32,7 @@ from include.timetables import ExchangeIntradayTimetable
     doc_md=__doc__,
 )
 def ibkr_gateway_keepalive():
-    @task(pool="ibkr_api", execution_timeout=timedelta(seconds=50))
+    @task(pool="ibkr_api", execution_timeout=timedelta(seconds=50), multiple_outputs=False)
     def tickle_gateway() -> dict:
         from include.gateway.tasks import keepalive
 

@@ -43,7 +43,7 @@ def ibkr_ingest_daily_bars():
 
         return symbols_from_params(get_current_context()["params"])
 
-    @task(pool="ibkr_api", map_index_template="{{ symbol }}")
+    @task(pool="ibkr_api", map_index_template="{{ symbol }}", multiple_outputs=False)
     def fetch_bars(symbol: str) -> dict:
         from include.marketdata import tasks
 
@@ -52,14 +52,14 @@ def ibkr_ingest_daily_bars():
         return tasks.fetch_bars(symbol, context)
 
     # The symbols fetched load even when others failed; their results arrive, the failed ones' do not.
-    @task(outlets=[RAW_DAILY_BARS], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    @task(outlets=[RAW_DAILY_BARS], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=False)
     def load_bars(staged: list[dict]) -> dict:
         from include.marketdata import tasks
 
         # A slice fetches every mapped result in one request (iterating probes one index too far).
         return tasks.load_bars(list(staged[:]), get_current_context())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def check_symbols() -> dict:
         from include.marketdata import tasks
 

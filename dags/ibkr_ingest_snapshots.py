@@ -38,13 +38,13 @@ def ibkr_ingest_snapshots():
 
         return symbols_from_params(get_current_context()["params"])
 
-    @task(pool="ibkr_api", outlets=[RAW_MARKET_SNAPSHOTS])
+    @task(pool="ibkr_api", outlets=[RAW_MARKET_SNAPSHOTS], multiple_outputs=False)
     def fetch_snapshots(symbols: list[str]) -> dict:
         from include.marketdata import tasks
 
         return tasks.fetch_snapshots(symbols, get_current_context())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def check_symbols() -> dict:
         from include.marketdata import tasks
 

@@ -37,13 +37,13 @@ from include.timetables import ExchangeIntradayTimetable
     doc_md=__doc__,
 )
 def ibkr_portfolio_monitor():
-    @task(pool="ibkr_api")
+    @task(pool="ibkr_api", multiple_outputs=False)
     def snapshot() -> dict:
         from include.portfolio import tasks
 
         return tasks.snapshot(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def reconcile(snap: dict) -> dict:
         from include.portfolio import tasks
 

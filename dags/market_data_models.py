@@ -38,13 +38,13 @@ from include.dbt_project import cosmos_task_group_kwargs
 def market_data_models():
     models = DbtTaskGroup(group_id="dbt_market", **cosmos_task_group_kwargs())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def resolve_scope() -> dict:
         from include.quality import tasks
 
         return tasks.resolve_scope(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_quality(scope: dict) -> dict:
         from include.quality import tasks
 

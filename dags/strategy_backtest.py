@@ -62,7 +62,7 @@ with DAG(
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": failure_notifier()},
 ) as dag:
 
-    @task
+    @task(multiple_outputs=False)
     def start_parent() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -79,14 +79,14 @@ with DAG(
 
         return tasks.plan_combinations(parent)
 
-    @task(map_index_template="{{ combo_label }}")
+    @task(map_index_template="{{ combo_label }}", multiple_outputs=False)
     def run_combination(parent: dict, combo: dict) -> dict:
         from include.backtest import tasks
 
         get_current_context()["combo_label"] = f"#{combo['index']} {combo['overrides']}"
         return tasks.run_combination(parent, combo)
 
-    @task
+    @task(multiple_outputs=False)
     def select_best(parent: dict, results: list) -> dict:
         from include.backtest import tasks
 
@@ -98,14 +98,14 @@ with DAG(
 
         return walkforward_tasks.plan_windows(parent)
 
-    @task(map_index_template="{{ window_label }}")
+    @task(map_index_template="{{ window_label }}", multiple_outputs=False)
     def run_window(parent: dict, window: dict) -> dict:
         from include.backtest import walkforward_tasks
 
         get_current_context()["window_label"] = f"#{window['index']} {window['out_of_sample_start']}"
         return walkforward_tasks.run_window(parent, window)
 
-    @task
+    @task(multiple_outputs=False)
     def stitch_windows(parent: dict, results: list) -> dict:
         from include.backtest import walkforward_tasks
 

@@ -24,7 +24,7 @@ from include.alerts.notifiers import failure_notifier
     doc_md=__doc__,
 )
 def trading_control():
-    @task
+    @task(multiple_outputs=False)
     def set_trading_state() -> dict:
         from include.risk.kill_switch import set_trading_state
         from include.risk.state_store import read_state

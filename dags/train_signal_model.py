@@ -64,7 +64,7 @@ from include.alerts.notifiers import failure_notifier
     doc_md=__doc__,
 )
 def train_signal_model():
-    @task
+    @task(multiple_outputs=False)
     def start_mlflow_run() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
         from pydantic import ValidationError
@@ -76,13 +76,13 @@ def train_signal_model():
         except (ValidationError, ValueError) as exc:  # bad params: a retry cannot fix them
             raise AirflowFailException(str(exc)) from exc
 
-    @task
+    @task(multiple_outputs=False)
     def train_model(run: dict) -> dict:
         from include.ml import tasks
 
         return tasks.train_model(run)
 
-    @task
+    @task(multiple_outputs=False)
     def promote_model(run: dict, trained: dict) -> dict:
         from include.ml import tasks
 

@@ -45,7 +45,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         default_args={**ConfigLoader().get_default_args(), "on_failure_callback": failure_notifier(),
                       **(default_args or {})},
     ) as dag:
-        @task(task_id="start_mlflow_run")
+        @task(task_id="start_mlflow_run", multiple_outputs=False)
         def start_mlflow_run() -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -58,7 +58,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             except (RunConfError, LiveTradingNotAllowed) as exc:  # a retry cannot fix a bad conf
                 raise AirflowFailException(str(exc)) from exc
 
-        @task
+        @task(multiple_outputs=False)
         def validate_environment(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -71,7 +71,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         ibkr_auth = GatewayGateSensor(task_id="ibkr_auth")
 
         # XCom carries each step's typed output as JSON (model_dump); the next task validates it back.
-        @task(pool="ibkr_api")
+        @task(pool="ibkr_api", multiple_outputs=False)
         def fetch_market_data(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -81,7 +81,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("fetch_market_data", trading_run):  # the guide's metrics also when it fails
                 return tasks.fetch_market_data(trading_run, get_current_context()).model_dump(mode="json")
 
-        @task
+        @task(multiple_outputs=False)
         def backfill_symbols(run: dict) -> dict:
             """Symbols without bars or current features: fetched, built (dbt) and checked (GX) on demand."""
             from include.trading.context import TradingRun
@@ -89,7 +89,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
 
             return backfill_symbols(TradingRun.model_validate(run), get_current_context())
 
-        @task
+        @task(multiple_outputs=False)
         def read_features(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -99,7 +99,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("read_features", trading_run):
                 return tasks.read_features(trading_run, get_current_context()).model_dump(mode="json")
 
-        @task
+        @task(multiple_outputs=False)
         def generate_signals(features: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import FeatureSet
@@ -120,7 +120,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
                 raise AirflowSkipException("no signals to chart")
             return tasks.render_charts(SignalSet.model_validate(signals), get_current_context())
 
-        @task
+        @task(multiple_outputs=False)
         def assess_risk(signals: dict, market: dict, features: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import FeatureSet, MarketView, SignalSet
@@ -128,7 +128,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             return tasks.assess_risk(SignalSet.model_validate(signals), MarketView.model_validate(market),
                                      FeatureSet.model_validate(features), get_current_context()).model_dump(mode="json")
 
-        @task(pool="ibkr_orders")
+        @task(pool="ibkr_orders", multiple_outputs=False)
         def place_orders(risk: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import RiskOutcome

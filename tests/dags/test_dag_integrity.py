@@ -58,6 +58,15 @@ def test_house_rules(dagbag):
             assert task.retries >= 1, f"{dag.dag_id}.{task.task_id}: retries"
 
 
+def test_each_step_output_is_one_xcom(dagbag):
+    """A @task returning a dict would push one XCom per key besides the whole (Airflow infers multiple_outputs from
+    ``-> dict``): each push is a call to the API server from the task process (~13 ms), and nothing here pulls the
+    keys. The trading run's start_mlflow_run pushed twelve."""
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert not getattr(task, "multiple_outputs", False), f"{dag.dag_id}.{task.task_id}: multiple_outputs"
+
+
 def test_ibkr_calls_run_in_the_ibkr_api_pool(dagbag):
     for dag_id in ("ibkr_ingest_daily_bars", "ibkr_ingest_snapshots"):
         dag = dagbag.dags[dag_id]
