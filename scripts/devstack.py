@@ -287,6 +287,11 @@ def airflow_env(market_db_url: str, gateway_url: str, metadata_url: str | None,
         # The scheduler loop polls every 0.2 s when idle (default 1 s): each dependent task (a dbt model after its
         # parent) starts ~0.5 s sooner (python -m bench cosmos_scheduler); the cost is a few more idle DB queries.
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        # A task's supervisor can miss its process's exit and notice it only at its next heartbeat tick (when the
+        # process closed its sockets a moment before it exited): the executor slot stayed taken 5 s after a quarter
+        # of the trading run's tasks, and a task queued behind four such slots waited. 1 s bounds that; the cost is
+        # one heartbeat a second per running task (docs/deployment.md).
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(ports.airflow),
