@@ -1,5 +1,5 @@
-"""plugins/airflow_local_settings.py preloads dbt, Cosmos and exchange_calendars only in the processes that fork
-task processes."""
+"""plugins/airflow_local_settings.py preloads dbt, Cosmos, exchange_calendars and the project's modules only in the
+processes that fork task processes, and an edited project file still reaches the next task process."""
 
 import importlib.util
 import json
@@ -35,7 +35,7 @@ def test_preload_happens_only_where_tasks_are_forked(argv, preloads):
 
 
 _PROJECT_PROBE = """
-import importlib.machinery, json, os, sys
+import importlib.machinery, importlib.util, json, os, sys
 from pathlib import Path
 sys.argv = ["airflow", "scheduler"]
 import airflow_local_settings
@@ -54,8 +54,11 @@ def in_fork(code):
     return json.loads(os.read(r, 65536))
 
 preloaded = sys.modules["quant.signals"]
-# Airflow's plugins manager runs the plugins folder's files again in each process: nothing is preloaded twice
-importlib.machinery.SourceFileLoader("airflow_local_settings", airflow_local_settings.__file__).load_module()
+# Airflow's plugins manager runs the plugins folder's files again in each process, as here: nothing is preloaded twice
+loader = importlib.machinery.SourceFileLoader("airflow_local_settings", airflow_local_settings.__file__)
+again = importlib.util.module_from_spec(importlib.util.spec_from_loader("airflow_local_settings", loader))
+sys.modules["airflow_local_settings"] = again
+loader.exec_module(again)
 report = {{"preloaded": sorted(m for m in sys.modules if m.split(".")[0] == "quant"),
           "marker": os.environ.get(airflow_local_settings.PRELOADED_BY) == str(os.getpid())}}
 check = '''
