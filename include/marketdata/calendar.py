@@ -5,22 +5,46 @@ Safe to import at DAG parse time: ``exchange_calendars`` is imported on first us
 
 from __future__ import annotations
 
-import functools
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 DEFAULT_EXCHANGE = "XNYS"
-# Calendars are built for this span; exchange_calendars' default (20 years back) is too short for
-# backfills and its default end (1 year ahead) is fine.
+# Calendars are built from here (exchange_calendars' default, 20 years back, is too short for backfills) to a year
+# ahead (its default end).
 _CALENDAR_START = "2000-01-03"
 
 
-@functools.lru_cache(maxsize=8)
+# One calendar per exchange and process. It ends a year after it was built (exchange_calendars' default end); a
+# process that lives that long (the scheduler builds them before forking task processes: warm()) builds it again
+# once fewer than _FRESH_FOR remain before its last session.
+_FRESH_FOR = timedelta(days=90)
+_CALENDARS: dict[str, tuple[Any, float]] = {}  # exchange -> (calendar, time.time() after which it is rebuilt)
+
+
 def _calendar(exchange: str) -> Any:
+    cached = _CALENDARS.get(exchange)
+    if cached is not None and time.time() < cached[1]:
+        return cached[0]
     import exchange_calendars as xcals
 
-    return xcals.get_calendar(exchange, start=_CALENDAR_START)
+    # exchange_calendars caches calendars by these arguments: a rebuild months on is a new calendar by its end
+    cal = xcals.get_calendar(exchange, start=_CALENDAR_START, end=_year_ahead().isoformat())
+    last = datetime.combine(cal.last_session.date(), datetime.min.time(), UTC)
+    _CALENDARS[exchange] = (cal, max((last - _FRESH_FOR).timestamp(), time.time() + 3600))  # never a rebuild a call
+    return cal
+
+
+def _year_ahead() -> date:
+    return date.today() + timedelta(days=365)  # exchange_calendars' default end
+
+
+def warm(exchanges: Iterable[str] = (DEFAULT_EXCHANGE,)) -> None:
+    """Build these exchanges' calendars now (~0.15 s each): processes forked from this one inherit them."""
+    for exchange in exchanges:
+        _calendar(exchange)
 
 
 def _utc(ts: Any) -> datetime:

@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -47,3 +47,28 @@ def test_naive_datetimes_are_refused():
         CAL.is_open(datetime(2024, 7, 1, 15))
     with pytest.raises(ValueError, match="not a XNYS trading session"):
         CAL.session(date(2024, 7, 4))
+
+
+def test_a_process_builds_a_calendar_once_and_again_when_it_nears_its_end(monkeypatch):
+    """The scheduler builds the calendar before forking task processes (warm()); one built long ago enough to end
+    within _FRESH_FOR is built again instead of answering past its last session."""
+    import time
+
+    from include.marketdata import calendar
+
+    monkeypatch.setattr(calendar, "_CALENDARS", {})
+    calendar.warm()
+    built, refresh_after = calendar._CALENDARS["XNYS"]
+    assert calendar.MarketCalendar()._cal is built  # no second build
+    last = built.last_session.to_pydatetime().replace(tzinfo=UTC)
+    assert refresh_after == pytest.approx((last - calendar._FRESH_FOR).timestamp())
+    assert refresh_after > time.time() + 200 * 86400  # a year ahead, rebuilt ~9 months on
+
+    calendar._CALENDARS["XNYS"] = (built, time.time() - 1)  # as if built in the scheduler ten months ago
+    later = calendar._year_ahead() + timedelta(days=300)
+    monkeypatch.setattr(calendar, "_year_ahead", lambda: later)
+    again = calendar.MarketCalendar()._cal
+    assert again is not built
+    assert calendar._CALENDARS["XNYS"][0] is again
+    assert built.last_session.date() < again.last_session.date() <= later  # it reaches a year past the rebuild
+    assert MarketCalendar().is_session(date(2025, 12, 24)) and not MarketCalendar().is_session(date(2025, 12, 25))

@@ -116,3 +116,26 @@ def test_dag_file_imports_reads_top_level_imports_only(tmp_path):
     (tmp_path / "sub" / "b.py").write_text("from include.x import z\nfrom include.w import v\n")
     (tmp_path / "broken.py").write_text("def (:\n")
     assert module.dag_file_imports(tmp_path) == ["os", "json", "include.x", "include.w"]
+
+
+_REPO_PROBE = """
+import os, sys
+sys.argv = ["airflow", "scheduler"]
+import airflow_local_settings
+from include.marketdata import calendar
+built = calendar._CALENDARS["XNYS"][0]
+pid = os.fork()
+if pid == 0:  # a task process: the trading DAG's modules and the calendar are there, nothing is built again
+    ok = "include.trading.workflow" in sys.modules and calendar.MarketCalendar()._cal is built
+    os._exit(0 if ok else 3)
+print("CHILD", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_this_projects_task_processes_start_with_its_modules_and_the_exchange_calendar():
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(PLUGINS.parent / "dags"), "PYTHONPATH": str(PLUGINS.parent),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env.pop("AIRFLOW_TASK_MODULES_PRELOADED_BY", None)
+    out = subprocess.run([sys.executable, "-c", _REPO_PROBE], cwd=PLUGINS, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "CHILD 0" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
