@@ -122,8 +122,8 @@ def _preload() -> None:
     from airflow.configuration import conf
 
     modules = [*dag_file_imports(Path(conf.get("core", "dags_folder"))), *TASK_MODULES]
+    _warm_calendars()  # first: the modules it imports are then watched for edits with the rest
     packages, stamps = preload_project_modules(modules)
-    _warm_calendars()
     os.register_at_fork(after_in_child=functools.partial(forget_edited_project_modules, packages, stamps))
     os.environ[PRELOADED_BY] = str(os.getpid())
     log.info("preloaded for task processes: %s and %d modules of %s", ", ".join(PRELOAD), len(stamps),

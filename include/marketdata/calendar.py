@@ -33,7 +33,7 @@ def _calendar(exchange: str) -> Any:
     # exchange_calendars caches calendars by these arguments: a rebuild months on is a new calendar by its end
     cal = xcals.get_calendar(exchange, start=_CALENDAR_START, end=_year_ahead().isoformat())
     last = datetime.combine(cal.last_session.date(), datetime.min.time(), UTC)
-    _CALENDARS[exchange] = (cal, max((last - _FRESH_FOR).timestamp(), time.time() + 3600))  # never a rebuild a call
+    _CALENDARS[exchange] = (cal, max((last - _FRESH_FOR).timestamp(), time.time() + 3600))  # at most a build an hour
     return cal
 
 
