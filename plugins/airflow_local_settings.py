@@ -15,14 +15,11 @@ from the environment (PRELOADED_BY) and does nothing.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib
 import logging
 import os
-import site
 import sys
-import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,10 +28,6 @@ PRELOAD = ("dbt.cli.main", "dbt.adapters.postgres", "cosmos.operators.local", "e
 TASK_MODULES = ("include.trading.tasks", "include.trading.on_demand", "include.ibkr.client", "include.execution.ledger",
                 "include.tracking", "include.marketdata.loaders")
 PRELOADED_BY = "AIRFLOW_TASK_MODULES_PRELOADED_BY"  # the pid of the process that preloaded, inherited by its forks
-# Where installed code lives (the interpreter's and the virtualenv's libraries): it changes only with a new image
-_LIBRARY_FOLDERS = tuple({os.path.join(os.path.realpath(path), "") for key, path in sysconfig.get_paths().items()
-                          if key in ("stdlib", "platstdlib", "purelib", "platlib")}
-                         | {os.path.join(os.path.realpath(path), "") for path in site.getsitepackages()})
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +40,8 @@ def _forks_task_processes(argv: list[str]) -> bool:
 
 def dag_file_imports(dags_folder: Path) -> list[str]:
     """The modules the DAG files under ``dags_folder`` import at top level, in order, from their source."""
+    import ast
+
     names: list[str] = []
     for path in sorted(dags_folder.rglob("*.py")):
         try:
@@ -69,22 +64,30 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def forget_edited_project_modules(packages: frozenset[str], stamps: dict[str, tuple[int, int] | None]) -> bool:
+def forget_edited_project_modules(packages: frozenset[str], stamps: dict[str, tuple[int, int] | None]) -> None:
     """In a forked task process: if a preloaded project file changed (or went) since the preload, drop every module
-    of the project's packages so the task imports the files as they are now. True when it dropped them."""
-    if all(_stamp(path) == stamp for path, stamp in stamps.items()):
-        return False
-    for name in [n for n in sys.modules if n.partition(".")[0] in packages]:
-        del sys.modules[name]
-    return True
+    of the project's packages so the task imports the files as they are now."""
+    if any(_stamp(path) != stamp for path, stamp in stamps.items()):
+        for name in [n for n in sys.modules if n.partition(".")[0] in packages]:
+            del sys.modules[name]
 
 
-def _installed(module: object) -> bool:
+def _library_folders() -> tuple[str, ...]:
+    """Where installed code lives (the interpreter's and the virtualenv's libraries): it changes only with a new
+    image or install."""
+    import site
+    import sysconfig
+
+    paths = [path for key, path in sysconfig.get_paths().items() if key in ("stdlib", "platstdlib", "purelib",
+                                                                            "platlib")]
+    return tuple({os.path.join(os.path.realpath(path), "") for path in [*paths, *site.getsitepackages()]})
+
+
+def _installed(module: object, library_folders: tuple[str, ...]) -> bool:
     where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), None)
     if not where:
         return True  # built in
-    where = os.path.realpath(where)
-    return any(where.startswith(folder) for folder in _LIBRARY_FOLDERS)
+    return os.path.realpath(where).startswith(library_folders)
 
 
 def preload_project_modules(modules: list[str]) -> tuple[frozenset[str], dict[str, tuple[int, int] | None]]:
@@ -92,7 +95,8 @@ def preload_project_modules(modules: list[str]) -> tuple[frozenset[str], dict[st
     interpreter's library folders, e.g. ``include``) and the (mtime, size) of every file of theirs now imported."""
     _import_all(modules)
     tops = {name.partition(".")[0] for name in modules}
-    packages = frozenset(top for top in tops if top in sys.modules and not _installed(sys.modules[top]))
+    folders = _library_folders()
+    packages = frozenset(top for top in tops if top in sys.modules and not _installed(sys.modules[top], folders))
     files = {getattr(mod, "__file__", None) for name, mod in list(sys.modules.items())
              if name.partition(".")[0] in packages}
     return packages, {f: _stamp(f) for f in files if f}

@@ -34,6 +34,15 @@ def test_preload_happens_only_where_tasks_are_forked(argv, preloads):
     assert out.stdout.strip().splitlines()[-1] == str(preloads), out.stderr[-2000:]
 
 
+def _run_as_scheduler(probe: str, dags: Path, path: Path) -> subprocess.CompletedProcess:
+    """``probe`` in a fresh interpreter with this DAG folder and import path, as no process forked from a preloading
+    one."""
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "PYTHONPATH": str(path),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env.pop("AIRFLOW_TASK_MODULES_PRELOADED_BY", None)
+    return subprocess.run([sys.executable, "-c", probe], cwd=PLUGINS, env=env, capture_output=True, text=True)
+
+
 _PROJECT_PROBE = """
 import importlib.machinery, importlib.util, json, os, sys
 from pathlib import Path
@@ -89,10 +98,7 @@ def test_project_modules_are_preloaded_and_an_edit_reaches_the_next_task_process
     (quant / "helpers.py").write_text("")
     (quant / "unused.py").write_text("X = 1\n")
     probe = _PROJECT_PROBE.format(signals=str(quant / "signals.py"))
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"), "PYTHONPATH": str(tmp_path / "lib"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    env.pop("AIRFLOW_TASK_MODULES_PRELOADED_BY", None)
-    out = subprocess.run([sys.executable, "-c", probe], cwd=PLUGINS, env=env, capture_output=True, text=True)
+    out = _run_as_scheduler(probe, dags=tmp_path / "dags", path=tmp_path / "lib")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     report = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("REPORT "))[7:])
     assert report["preloaded"] == ["quant", "quant.helpers", "quant.signals"]
@@ -133,9 +139,6 @@ print("CHILD", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 
 def test_this_projects_task_processes_start_with_its_modules_and_the_exchange_calendar():
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(PLUGINS.parent / "dags"), "PYTHONPATH": str(PLUGINS.parent),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    env.pop("AIRFLOW_TASK_MODULES_PRELOADED_BY", None)
-    out = subprocess.run([sys.executable, "-c", _REPO_PROBE], cwd=PLUGINS, env=env, capture_output=True, text=True)
+    out = _run_as_scheduler(_REPO_PROBE, dags=PLUGINS.parent / "dags", path=PLUGINS.parent)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "CHILD 0" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
