@@ -1,6 +1,6 @@
 """The trading DAG's shape, shared by ``ibkr_trading_strategy`` (any strategy, chosen by conf) and the
-one-DAG-per-strategy factory: MLflow run -> environment -> market open -> IBKR auth -> market data ->
-features + verdicts -> signals -> risk -> orders -> charts -> end MLflow run -> cleanup."""
+one-DAG-per-strategy factory: MLflow run | market open -> environment | IBKR auth -> market data | backfill ->
+features + verdicts -> signals -> risk -> orders -> charts -> end MLflow run -> cleanup (``|``: side by side)."""
 
 from __future__ import annotations
 
@@ -159,8 +159,15 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         signals = generate_signals(features)
         charts = render_charts(signals)
         orders = place_orders(assess_risk(signals, market, features))
-        env >> market_open >> ibkr_auth >> [market, features]  # an unhealthy gateway skips signals (LLM calls) too
-        ibkr_auth >> backfill_symbols(run) >> features  # symbols with no data yet get it first
+        # The checks before any data is read run side by side, each its own task (visible, retried, alerted on its
+        # own). The market wait needs nothing of the run, so it starts beside the MLflow run; the environment is
+        # validated once the market is open (right before it is used), beside the gateway gate. Everything after
+        # waits for both: a failed check stops the run, an unhealthy gateway skips it (its LLM calls too).
+        market_open >> env
+        [run, market_open] >> ibkr_auth
+        checks = [env, ibkr_auth]
+        checks >> market
+        checks >> backfill_symbols(run) >> features  # symbols with no data yet get it first
         # Teardowns: they run whatever happened (once the MLflow run exists) without deciding the DAG run's state.
         # Charts come after the orders (rendering 100 PNGs must not delay them, on dag.test()'s serial path or on
         # a busy worker), whatever the orders did. place_orders decides the run's state; a failed chart task still

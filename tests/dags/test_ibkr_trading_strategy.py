@@ -206,6 +206,26 @@ def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
     assert "strategy_id 999" in out.out + out.err
 
 
+def test_a_failed_environment_check_stops_the_run_beside_a_healthy_gateway(run_dag, market, simulator,
+                                                                           monkeypatch):
+    """validate_environment runs beside the gateway gate: when it fails (here: the LLM connection is missing) the gate
+    may pass, but nothing downstream reads data or decides; the failure is the run's, and its MLflow run's."""
+    monkeypatch.delenv("AIRFLOW_CONN_LLM_DEFAULT", raising=False)
+    before = httpx.get(f"{simulator.admin_url}/orders").json()["orders"]
+    state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
+    assert state == "failed" and tasks["validate_environment"] == "failed", tasks
+    assert tasks["ibkr_auth"] == "success" and tasks["market_open"] == "success", tasks
+    for step in ("fetch_market_data", "backfill_symbols", "read_features", "generate_signals", "assess_risk",
+                 "place_orders"):
+        assert tasks[step] == "upstream_failed", (step, tasks)
+    ((intents_table,),) = _rows(market, "SELECT to_regclass('trading.order_intents') IS NOT NULL")
+    if intents_table:
+        assert _rows(market, "SELECT count(*) FROM trading.order_intents") == [(0,)]
+    assert httpx.get(f"{simulator.admin_url}/orders").json()["orders"] == before
+    _, run = _mlflow_run("llm_test")
+    assert run.info.status == "FAILED" and "validate_environment" in run.data.tags["failed_tasks"], run.data.tags
+
+
 def test_llm_strategy_through_an_openai_compatible_endpoint(run_dag, market, monkeypatch, tmp_path):
     """The LLM strategy against the local OpenAI-compatible stub (connection llm_default): its answer becomes the
     signal, prompt and response land in MLflow, and a malformed answer is a HOLD with the reason, never an order.

@@ -37,3 +37,22 @@ def test_clear_errors_at_parse_time():
         create_trading_dag("s", strategy_id=99)
     with pytest.raises(ValueError, match="mode must be 'paper' or 'live'"):
         create_trading_dag("s", strategy_id=1, dry_run=False, mode="dry_run")
+
+
+def test_the_checks_run_side_by_side_and_every_data_step_waits_for_all_of_them():
+    """The critical path to the orders (issue #14, P8): the market wait starts beside the MLflow run, the environment
+    check beside the gateway gate; nothing reads data, makes a signal or places an order before all four passed."""
+    dag = create_trading_dag("s", strategy_id=1)
+    checks = {"start_mlflow_run", "market_open", "validate_environment", "ibkr_auth"}
+    assert {t.task_id for t in dag.roots} == {"start_mlflow_run", "market_open"}
+    assert dag.get_task("validate_environment").upstream_task_ids == {"start_mlflow_run", "market_open"}
+    assert dag.get_task("ibkr_auth").upstream_task_ids == {"start_mlflow_run", "market_open"}
+    for step in ("fetch_market_data", "backfill_symbols", "read_features", "generate_signals", "assess_risk",
+                 "place_orders", "render_charts"):
+        assert checks <= dag.get_task(step).get_flat_relative_ids(upstream=True), step
+
+    def chain(task_id: str) -> list[str]:  # the longest path of tasks ending in task_id
+        task = dag.get_task(task_id)
+        return [*max((chain(u) for u in task.upstream_task_ids), key=len, default=[]), task_id]
+
+    assert len(chain("place_orders")) - 1 == 6  # tasks one after another before the orders (8 before the change)
