@@ -7,7 +7,7 @@ from include.tracking.data_run import DEFAULT_DATA_EXPERIMENT, data_experiment, 
 from include.tracking.debug import debug_context, debug_mode, log_debug_context, log_debug_step, masked_env
 from include.tracking.links import MLFLOW_RUN_ID_XCOM_KEY, START_TASK_ID, run_url, ui_url
 from include.tracking.logger import RunLogger
-from include.tracking.runs import context_ids, end_run, mlflow_status, start_run
+from include.tracking.runs import context_ids, end_run, mlflow_status, run_artifact_uri, start_run
 from include.tracking.store import artifact_root, client, ensure_experiment, resolve_tracking_uri
 from include.tracking.tracker import MLflowTracker
 
@@ -31,6 +31,7 @@ __all__ = [
     "mlflow_status",
     "record_data_run",
     "resolve_tracking_uri",
+    "run_artifact_uri",
     "run_url",
     "start_run",
     "ui_url",

@@ -50,11 +50,14 @@ def _to_float(key: str, value: Any) -> float:
 class RunLogger:
     """Logs to an existing run; every method is safe to call from any process holding the run id."""
 
-    def __init__(self, run_id: str, *, tracking_uri: str | None = None) -> None:
+    def __init__(self, run_id: str, *, tracking_uri: str | None = None, artifact_uri: str | None = None) -> None:
+        """``artifact_uri``: the run's, when the caller has it (``run_artifact_uri`` where the run started): the
+        REST path then writes artifacts without first asking the server for the run (one call per process)."""
         if not run_id:
             raise ValueError("RunLogger needs an MLflow run id (start_run returns one)")
         self.run_id = run_id
         self.tracking_uri = tracking_uri
+        self.artifact_uri = artifact_uri
 
     @property
     def client(self) -> MlflowClient:
@@ -63,7 +66,10 @@ class RunLogger:
     @property
     def rest(self) -> RestTracking | None:
         """The REST path for http(s) tracking URIs (no ``import mlflow``); None: go through ``client``."""
-        return rest(self.tracking_uri)
+        api = rest(self.tracking_uri)
+        if api is not None and self.artifact_uri:
+            api.remember_artifact_uri(self.run_id, self.artifact_uri)
+        return api
 
     def logged_params(self) -> dict[str, str]:
         api = self.rest

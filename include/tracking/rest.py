@@ -132,6 +132,10 @@ class RestTracking:
         })  # fmt: skip
 
     # ------------------------------------------------------------ artifacts
+    def remember_artifact_uri(self, run_id: str, uri: str) -> None:
+        """The run's artifact URI as its creator saw it: no ``runs/get`` before this process's first upload."""
+        self._artifact_uris.setdefault(run_id, uri)
+
     def artifact_uri(self, run_id: str) -> str:
         if run_id not in self._artifact_uris:
             self.get_run(run_id)

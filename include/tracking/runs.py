@@ -124,6 +124,14 @@ def start_run(
     return mlflow_run_id
 
 
+def run_artifact_uri(run_id: str, *, tracking_uri: str | None = None) -> str | None:
+    """The run's artifact URI for ``RunLogger(..., artifact_uri=...)`` in other processes: known without a call in
+    the process that started (or resumed) the run over REST. None where logging goes through MlflowClient (it
+    finds the URI itself)."""
+    api = rest(tracking_uri)
+    return api.artifact_uri(run_id) if api is not None else None
+
+
 def mlflow_status(outcome: str | Any) -> str:
     """Map an Airflow state (``"success"``, ``TaskInstanceState.FAILED``...) or MLflow status to MLflow's."""
     key = str(getattr(outcome, "value", outcome)).strip().lower()

@@ -26,6 +26,7 @@ class TradingRun(_Frozen):
     mode: Mode
     symbols: tuple[str, ...]
     mlflow_run_id: str
+    mlflow_artifact_uri: str | None = None  # the run's, as start_mlflow_run saw it: no look-up before an upload
     ignore_market_hours: bool = False
     started_at: datetime
     session: date  # the exchange session this run's decisions are for (one decision per strategy/symbol/session)

@@ -42,7 +42,7 @@ def _mlflow(context: Any, run: TradingRun) -> Iterator[Any]:
 
     started = time.perf_counter()
     try:
-        yield RunLogger(run.mlflow_run_id)
+        yield RunLogger(run.mlflow_run_id, artifact_uri=run.mlflow_artifact_uri)
     finally:
         context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)
 
@@ -56,7 +56,7 @@ def start_run(context: Any) -> TradingRun:
     """Validate the conf, resolve strategy, mode and sessions, open the MLflow run (experiment per strategy)."""
     from include.config import get_strategy, strategy_experiment
     from include.marketdata.calendar import MarketCalendar
-    from include.tracking import MLFLOW_RUN_ID_XCOM_KEY, context_ids, start_run
+    from include.tracking import MLFLOW_RUN_ID_XCOM_KEY, context_ids, run_artifact_uri, start_run
     from include.trading.conf import RunConfError, parse_conf, resolve_mode
     from include.trading.submission import data_session, decision_session
 
@@ -84,10 +84,11 @@ def start_run(context: Any) -> TradingRun:
     started = time.perf_counter()
     mlflow_run_id = start_run(strategy_experiment(strategy.name), dag_id=ids["dag_id"], run_id=ids["run_id"],
                               try_number=ids["try_number"], params=params)
+    artifact_uri = run_artifact_uri(mlflow_run_id)  # the REST client has it from creating the run
     context["ti"].xcom_push(key=MLFLOW_RUN_ID_XCOM_KEY, value=mlflow_run_id)
     context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)
     return TradingRun(dag_id=ids["dag_id"], run_id=ids["run_id"], strategy_id=strategy.id, strategy=strategy.name,
-                      mode=mode, symbols=symbols, mlflow_run_id=mlflow_run_id,
+                      mode=mode, symbols=symbols, mlflow_run_id=mlflow_run_id, mlflow_artifact_uri=artifact_uri,
                       ignore_market_hours=conf.ignore_market_hours, started_at=datetime.now(UTC), session=session,
                       data_session=data)
 
@@ -447,16 +448,18 @@ def end_run(run: TradingRun | None, context: Any) -> str | None:
     states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
     mine = states.get(context["run_id"], {})
     failed = sorted(t for t, s in mine.items() if s in _FAILED and t != ti.task_id)
-    started = time.perf_counter()
     logged = [v for v in ti.xcom_pull(task_ids=list(mine) or None, key=MLFLOW_SECONDS_KEY) or [] if v]
+    status = "failed" if failed else "success"
+    started = time.perf_counter()
+    end_run(mlflow_run_id, status)
     if run is not None:
+        # Logged after the run's end (MLflow takes metrics on a finished run), so the share counts this task's own
+        # calls too: all but this last batch.
         total = (datetime.now(UTC) - run.started_at).total_seconds()
         spent = sum(logged) + (time.perf_counter() - started)
         RunLogger(mlflow_run_id).log_batch(metrics={"run_seconds": total, "mlflow_seconds": spent,
                                                     "mlflow_share": spent / total if total > 0 else 0.0},
                                            tags={"failed_tasks": json.dumps(failed)})
-    status = "failed" if failed else "success"
-    end_run(mlflow_run_id, status)
     return status
 
 

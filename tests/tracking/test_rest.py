@@ -106,3 +106,55 @@ def test_rest_logging_round_trip(server: tuple[str, Path], tmp_path: Path, root:
     assert [a.path for a in client.list_artifacts(run.info.run_id, "dir/nested/sub")] == ["dir/nested/sub/B.txt"]
     signals = Path(client.download_artifacts(run.info.run_id, "signals/signals.json", str(tmp_path / "dl")))
     assert json.loads(signals.read_text()) == {"k": [1, 2]}
+
+
+HANDED_ON = r"""
+import json, os, sys
+from include.tracking import RunLogger, end_run, run_artifact_uri, start_run
+from include.tracking.rest import rest_client
+
+uri = os.environ["MLFLOW_TRACKING_URI"]
+if sys.argv[1] == "start":  # the first task: starts the run, hands on its id and artifact URI
+    run_id = start_run("rest-handed-on", dag_id="dag", run_id=sys.argv[2], try_number=1)
+    print(json.dumps({"run_id": run_id, "artifact_uri": run_artifact_uri(run_id)}))
+    sys.exit()
+# a later task's process: logs an artifact, then (as end_mlflow_run) ends the run and logs after its end
+run_id, artifact_uri = sys.argv[2], sys.argv[3] or None
+calls = []
+rest_client(uri)._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
+RunLogger(run_id, artifact_uri=artifact_uri).log_dict({"k": 1}, "risk/report.json")
+end_run(run_id, "success")
+RunLogger(run_id).log_batch(metrics={"mlflow_share": 0.05})
+print(json.dumps({"calls": calls}))
+"""
+
+
+@pytest.mark.parametrize("handed_on", [True, False])
+def test_a_task_given_the_artifact_uri_uploads_without_looking_up_the_run(server: tuple[str, Path],
+                                                                          handed_on: bool) -> None:
+    """start_mlflow_run hands the run's artifact URI on (TradingRun.mlflow_artifact_uri): a later task process
+    uploads without a ``runs/get`` first; the end task may log its last metrics after the run's end."""
+    import mlflow
+
+    url, _ = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({"MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)})
+
+    def run(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", HANDED_ON, *args], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    started = run("start", f"manual__handed_on_{handed_on}")
+    assert started["artifact_uri"].startswith("mlflow-artifacts:")
+    calls = run("task", started["run_id"], started["artifact_uri"] if handed_on else "")["calls"]
+    uploads = [c for c in calls if c.startswith("/api/2.0/mlflow-artifacts/")]
+    assert len(uploads) == 1 and uploads[0].endswith("/risk/report.json")
+    before_upload = calls[:calls.index(uploads[0])]
+    assert ("/api/2.0/mlflow/runs/get" in before_upload) is not handed_on
+
+    client = mlflow.MlflowClient(url)
+    run_info = client.get_run(started["run_id"])
+    assert run_info.info.status == "FINISHED" and run_info.data.metrics["mlflow_share"] == 0.05
+    assert [a.path for a in client.list_artifacts(started["run_id"], "risk")] == ["risk/report.json"]
