@@ -42,6 +42,41 @@ def test_last_completed_session_and_navigation():
     ]
 
 
+def test_open_and_next_open_agree_with_exchange_calendars_minute_by_minute():
+    """``is_open``/``next_open``/``next_close`` read session bounds, not the library's minute index (issue #14): the
+    same answers as exchange_calendars around every open and close of 2024 (early closes, holidays, DST) and at random
+    instants, and the minute index is never built."""
+    import random
+
+    import pandas as pd
+
+    from include.marketdata.calendar import _calendar
+
+    cal = MarketCalendar("XNYS")
+    oracle = _calendar("XNYS")
+    assert "minutes_nanos" not in oracle.__dict__
+    instants = []
+    for day in cal.sessions_between(date(2023, 12, 20), date(2025, 1, 10)):
+        s = cal.session(day)
+        for edge in (s.open, s.close):
+            instants += [edge + timedelta(seconds=k) for k in (-61, -1, 0, 1, 59, 60)]
+    rng = random.Random(14)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    instants += [start + timedelta(seconds=rng.randrange(366 * 86400)) for _ in range(2000)]
+    ours = [(cal.is_open(at), cal.next_open(at), cal.next_close(at)) for at in instants]
+    assert "minutes_nanos" not in oracle.__dict__  # before the library's own answers build it below
+    assert sum(open_ for open_, _, _ in ours) > 1000  # both answers are well represented
+    for at, mine in zip(instants, ours, strict=True):
+        ts = pd.Timestamp(at).tz_convert("UTC").floor("min")
+        theirs = (bool(oracle.is_open_on_minute(ts, ignore_breaks=True)), oracle.next_open(at).to_pydatetime(),
+                  oracle.next_close(at).to_pydatetime())
+        assert mine == theirs, at
+    with pytest.raises(ValueError, match="outside the XNYS calendar"):
+        cal.is_open(datetime(1999, 6, 1, 15, tzinfo=UTC))
+    with pytest.raises(ValueError, match="naive"):
+        cal.next_open(datetime(2024, 7, 1, 15))
+
+
 def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError, match="naive"):
         CAL.is_open(datetime(2024, 7, 1, 15))
