@@ -3,7 +3,8 @@ the project's own modules before they fork task processes, so a task process sta
 skips ~2 s of imports, a task that asks the exchange calendar (market_open, every mapped fetch_bars) ~0.5 s, and every
 task ~0.1 s of its DAG file's parse plus up to ~0.1 s of its step's imports. No other Airflow process preloads
 (docs/deployment.md). AIRFLOW_PRELOAD_TASK_MODULES=0 turns it off. The exchange calendar is built here too (~0.15 s
-of every task that asks it): include.marketdata.calendar builds it again when it nears its end, a year on.
+of every task that asks it): include.marketdata.calendar builds it again when it nears its end, a year on. So is the
+verified TLS context of the HTTPS clients (include/tls.py: ~40 ms of every task that logs to MLflow).
 
 The project's modules are the ones the DAG files import at top level (read from their source, not run) and
 TASK_MODULES. An edit of one of their files still reaches the next task: a task process that finds a preloaded
@@ -110,8 +111,9 @@ def _import_all(modules: Iterable[str]) -> None:
             log.warning("preloading %s for task processes failed: %s", name, exc)
 
 
-def _warm_calendars() -> None:
-    """The calendars of the settings' exchange and workflow.yaml's market (market_open), built once for every task."""
+def _warm() -> None:
+    """Built once for every task: the calendars of the settings' exchange and workflow.yaml's market (market_open),
+    and the verified TLS context of the HTTPS clients (MLflow, LLM, webhooks: ~40 ms a task that logs to MLflow)."""
     try:
         from include.config.workflow import ConfigLoader
         from include.marketdata.calendar import DEFAULT_EXCHANGE, warm
@@ -119,6 +121,12 @@ def _warm_calendars() -> None:
         warm(dict.fromkeys([DEFAULT_EXCHANGE, ConfigLoader().get_market_config().exchange]))
     except Exception as exc:  # an optimisation only: each task builds the calendar it needs itself
         log.warning("building the exchange calendar for task processes failed: %s", exc)
+    try:
+        from include.tls import verified_context
+
+        verified_context()
+    except Exception as exc:  # likewise: a client builds it on first use
+        log.warning("loading the TLS certificates for task processes failed: %s", exc)
 
 
 def _preload() -> None:
@@ -126,7 +134,7 @@ def _preload() -> None:
     from airflow.configuration import conf
 
     modules = [*dag_file_imports(Path(conf.get("core", "dags_folder"))), *TASK_MODULES]
-    _warm_calendars()  # first: the modules it imports are then watched for edits with the rest
+    _warm()  # first: the modules it imports are then watched for edits with the rest
     packages, stamps = preload_project_modules(modules)
     os.register_at_fork(after_in_child=functools.partial(forget_edited_project_modules, packages, stamps))
     os.environ[PRELOADED_BY] = str(os.getpid())

@@ -170,9 +170,10 @@ class WebhookChannel:
     def send(self, alert: AlertEvent) -> None:
         import httpx
 
-        response = httpx.post(
-            self.url, json=self.body(alert), headers=dict(self.headers), timeout=self.timeout, verify=self.verify_ssl
-        )
+        from include.tls import verify_option
+
+        response = httpx.post(self.url, json=self.body(alert), headers=dict(self.headers), timeout=self.timeout,
+                              verify=verify_option(self.verify_ssl))
         if response.status_code >= 300:
             raise RuntimeError(f"webhook answered HTTP {response.status_code}: {response.text[:200]}")
 

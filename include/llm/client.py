@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from include.tls import verify_option
+
 
 class LLMError(Exception):
     """The call produced no usable completion. ``attempts``/``latency_s`` describe what was tried."""
@@ -72,7 +74,8 @@ class ChatClient:
         headers = {"Content-Type": "application/json", "User-Agent": "ibkr-airflow-trading/1"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport,
+                                  verify=verify_option(True))
 
     def __repr__(self) -> str:  # never show the key
         return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, timeout={self.timeout})"

@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from include.tls import verify_option
+
 _API = "/api/2.0/mlflow"
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -59,8 +61,8 @@ class RestTracking:
             headers["Authorization"] = f"Bearer {token}"
         user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
         insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
-        self._http = httpx.Client(base_url=self.base, headers=headers, timeout=120.0, verify=not insecure,
-                                  auth=(user, password or "") if user else None)
+        self._http = httpx.Client(base_url=self.base, headers=headers, timeout=120.0,
+                                  verify=verify_option(not insecure), auth=(user, password or "") if user else None)
         self._artifact_uris: dict[str, str] = {}
 
     # ------------------------------------------------------------ core

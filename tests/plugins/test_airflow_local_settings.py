@@ -129,16 +129,23 @@ import os, sys
 sys.argv = ["airflow", "scheduler"]
 import airflow_local_settings
 from include.marketdata import calendar
+from include import tls
 built = calendar._CALENDARS["XNYS"][0]
+loaded = tls.verified_context.cache_info().currsize
 pid = os.fork()
-if pid == 0:  # a task process: the trading DAG's modules and the calendar are there, nothing is built again
-    ok = "include.trading.workflow" in sys.modules and calendar.MarketCalendar()._cal is built
+if pid == 0:  # a task process: the trading DAG's modules, the calendar and the TLS context are there, none built again
+    from include.tracking.rest import RestTracking
+    import httpx._transports.default as transport
+    given = transport.create_ssl_context
+    transport.create_ssl_context = lambda verify=True, **kw: os._exit(4) if verify is True else given(verify, **kw)
+    ok = "include.trading.workflow" in sys.modules and calendar.MarketCalendar()._cal is built and loaded == 1
+    RestTracking("https://mlflow.example:5000")  # an HTTPS client of the project: handed the context, loads nothing
     os._exit(0 if ok else 3)
 print("CHILD", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 
 
-def test_this_projects_task_processes_start_with_its_modules_and_the_exchange_calendar():
+def test_this_projects_task_processes_start_with_its_modules_the_exchange_calendar_and_tls_context():
     out = _run_as_scheduler(_REPO_PROBE, dags=PLUGINS.parent / "dags", path=PLUGINS.parent)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "CHILD 0" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
