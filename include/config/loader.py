@@ -94,6 +94,14 @@ def parse_strategies(document: Any, source: str = "strategies.yaml") -> list[Str
     return configs
 
 
+def safe_loader() -> Any:
+    """PyYAML's safe loader in C (libyaml) where PyYAML was built with it: the same documents, ~8x faster (the
+    strategy file is read by five task processes a trading run)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_strategies(path: str | Path | None = None) -> list[StrategyConfig]:
     """All strategies (enabled or not) from ``path``, else $STRATEGIES_FILE, else include/config/strategies.yaml."""
 
@@ -101,7 +109,7 @@ def load_strategies(path: str | Path | None = None) -> list[StrategyConfig]:
 
     file = Path(path or Settings.from_env().strategies_file or STRATEGIES_YAML)
     try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        document = yaml.load(file.read_text(encoding="utf-8"), Loader=safe_loader())
     except FileNotFoundError:
         raise ConfigError(f"strategy file not found: {file}") from None
     except yaml.YAMLError as exc:

@@ -158,11 +158,11 @@ def load_workflow(path: str | Path | None = None) -> WorkflowConfig:
 def _load(file: str, _mtime: int) -> WorkflowConfig:
     import yaml
 
-    from include.config.loader import ConfigError
+    from include.config.loader import ConfigError, safe_loader
 
     name = Path(file).name
     try:
-        document = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+        document = yaml.load(Path(file).read_text(encoding="utf-8"), Loader=safe_loader()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: invalid YAML: {exc}") from None
     try:

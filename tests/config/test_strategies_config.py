@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -146,3 +147,18 @@ def test_load_from_a_path(tmp_path):
         load_strategies(path)
     with pytest.raises(ConfigError, match="strategy file not found"):
         load_strategies(tmp_path / "missing.yaml")
+
+
+def test_the_fast_loader_reads_every_shipped_yaml_as_pyyaml_safe_load_does():
+    """safe_loader() is libyaml's parser with PyYAML's safe constructors: the same documents for the project's files."""
+    import yaml
+
+    from include.config.loader import safe_loader
+
+    repo = Path(__file__).resolve().parents[2]
+    files = [*(repo / "include" / "config").glob("*.yaml"), repo / "airflow_settings.yaml"]
+    assert len(files) >= 3
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=safe_loader()) == yaml.safe_load(text), file
+    assert safe_loader() is yaml.CSafeLoader  # this environment's PyYAML has libyaml: the fast path is the one tested
