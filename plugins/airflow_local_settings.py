@@ -26,8 +26,10 @@ from pathlib import Path
 
 PRELOAD = ("dbt.cli.main", "dbt.adapters.postgres", "cosmos.operators.local", "exchange_calendars")
 # The project modules the trading and ingestion steps import when they run (inside their task functions)
-TASK_MODULES = ("include.trading.tasks", "include.trading.on_demand", "include.ibkr.client", "include.execution.ledger",
-                "include.tracking", "include.marketdata.loaders")
+TASK_MODULES = ("include.trading.tasks", "include.trading.on_demand", "include.trading.conf",
+                "include.trading.submission", "include.strategies.registry", "include.quality.verdicts",
+                "include.risk.state_store", "include.alerts.events", "include.ibkr.client", "include.execution.ledger",
+                "include.tracking", "include.marketdata.ingest", "include.marketdata.loaders")
 PRELOADED_BY = "AIRFLOW_TASK_MODULES_PRELOADED_BY"  # the pid of the process that preloaded, inherited by its forks
 
 log = logging.getLogger(__name__)
