@@ -1,5 +1,5 @@
 """The trading DAG's shape, shared by ``ibkr_trading_strategy`` (any strategy, chosen by conf) and the
-one-DAG-per-strategy factory: MLflow run | market open -> environment | IBKR auth -> market data | backfill ->
+one-DAG-per-strategy factory: MLflow run -> environment | market open -> IBKR auth; then market data | backfill ->
 features + verdicts -> signals -> risk -> orders -> charts -> end MLflow run -> cleanup (``|``: side by side)."""
 
 from __future__ import annotations
@@ -160,10 +160,9 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         charts = render_charts(signals)
         orders = place_orders(assess_risk(signals, market, features))
         # The checks before any data is read run side by side, each its own task (visible, retried, alerted on its
-        # own). The market wait needs nothing of the run, so it starts beside the MLflow run; the environment is
-        # validated once the market is open (right before it is used), beside the gateway gate. Everything after
-        # waits for both: a failed check stops the run, an unhealthy gateway skips it (its LLM calls too).
-        market_open >> env
+        # own): the environment as soon as the MLflow run exists (a broken deployment alerts at the trigger, not
+        # hours later at the open); the market wait from the start, the gateway gate once the market is open.
+        # Everything after waits for both: a failed check stops the run, an unhealthy gateway skips it (LLM too).
         [run, market_open] >> ibkr_auth
         checks = [env, ibkr_auth]
         checks >> market

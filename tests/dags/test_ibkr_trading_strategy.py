@@ -207,9 +207,15 @@ def test_bad_conf_fails_fast_with_a_clear_message(run_dag, stack_env, capfd):
 
 
 def test_a_failed_environment_check_stops_the_run_beside_a_healthy_gateway(run_dag, market, simulator,
-                                                                           monkeypatch):
+                                                                           monkeypatch, tmp_path):
     """validate_environment runs beside the gateway gate: when it fails (here: the LLM connection is missing) the gate
     may pass, but nothing downstream reads data or decides; the failure is the run's, and its MLflow run's."""
+    from include.config.workflow import WORKFLOW_FILE_ENV, WORKFLOW_YAML
+
+    workflow = WORKFLOW_YAML.read_text().replace('experiment_name: "ibkr-strategy-{strategy}"',
+                                                 'experiment_name: "env-check-{strategy}"')
+    (tmp_path / "workflow.yaml").write_text(workflow)
+    monkeypatch.setenv(WORKFLOW_FILE_ENV, str(tmp_path / "workflow.yaml"))  # the LLM test expects no default one
     monkeypatch.delenv("AIRFLOW_CONN_LLM_DEFAULT", raising=False)
     before = httpx.get(f"{simulator.admin_url}/orders").json()["orders"]
     state, tasks = run_dag(DAG_ID, {"strategy_id": 8, "dry_run": True, "ignore_market_hours": True})
@@ -222,7 +228,7 @@ def test_a_failed_environment_check_stops_the_run_beside_a_healthy_gateway(run_d
     if intents_table:
         assert _rows(market, "SELECT count(*) FROM trading.order_intents") == [(0,)]
     assert httpx.get(f"{simulator.admin_url}/orders").json()["orders"] == before
-    _, run = _mlflow_run("llm_test")
+    _, run = _mlflow_run("llm_test", "env-check-{strategy}")
     assert run.info.status == "FAILED" and "validate_environment" in run.data.tags["failed_tasks"], run.data.tags
 
 

@@ -41,11 +41,12 @@ def test_clear_errors_at_parse_time():
 
 def test_the_checks_run_side_by_side_and_every_data_step_waits_for_all_of_them():
     """The critical path to the orders (issue #14, P8): the market wait starts beside the MLflow run, the environment
-    check beside the gateway gate; nothing reads data, makes a signal or places an order before all four passed."""
+    check (right at the trigger) beside the wait and the gateway gate; nothing reads data, makes a signal or places
+    an order before all four passed."""
     dag = create_trading_dag("s", strategy_id=1)
     checks = {"start_mlflow_run", "market_open", "validate_environment", "ibkr_auth"}
     assert {t.task_id for t in dag.roots} == {"start_mlflow_run", "market_open"}
-    assert dag.get_task("validate_environment").upstream_task_ids == {"start_mlflow_run", "market_open"}
+    assert dag.get_task("validate_environment").upstream_task_ids == {"start_mlflow_run"}
     assert dag.get_task("ibkr_auth").upstream_task_ids == {"start_mlflow_run", "market_open"}
     for step in ("fetch_market_data", "backfill_symbols", "read_features", "generate_signals", "assess_risk",
                  "place_orders", "render_charts"):
