@@ -87,12 +87,14 @@ class RunLogger:
         *,
         step: int | None = None,
         on_param_change: Literal["raise", "tag"] = "raise",
+        logged_params: Mapping[str, str] | None = None,
     ) -> None:
         """Params, metrics and tags in one round trip (more only past MLflow's batch limits).
 
         MLflow params are write-once. A param already logged with the same value is skipped (retries);
         a different value raises, or with ``on_param_change="tag"`` goes to tag ``param.<key>`` instead
-        (a retried task whose outcome changed, e.g. a validation status).
+        (a retried task whose outcome changed, e.g. a validation status). ``logged_params``: the run's params
+        when the caller knows them (a run it just created has none), instead of asking the store.
         """
         param_values = {k: stringify(v) for k, v in (params or {}).items()}
         tag_values = {k: stringify(v) for k, v in (tags or {}).items() if v is not None}
@@ -103,7 +105,7 @@ class RunLogger:
                 param_values[key] = text[: MAX_PARAM_LENGTH - len(note)] + note
                 overflow[key] = text
         if param_values:
-            logged = self.logged_params()
+            logged = self.logged_params() if logged_params is None else logged_params
             changed = {k: v for k, v in param_values.items() if k in logged and logged[k] != v}
             if changed and on_param_change == "raise":
                 raise ValueError(

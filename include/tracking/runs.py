@@ -104,7 +104,7 @@ def start_run(
         if mlflow_run_id is None:
             mlflow_run_id = api.create_run(experiment_id, run_name or f"{dag_id}__{run_id}",
                                            {k: str(v) for k, v in all_tags.items()})
-            RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params)
+            RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params, logged_params={})
         else:
             if api.get_run(mlflow_run_id)["info"]["status"] != "RUNNING":
                 api.update_run(mlflow_run_id, "RUNNING")
@@ -116,7 +116,7 @@ def start_run(
             experiment_id, run_name=run_name or f"{dag_id}__{run_id}", tags={k: str(v) for k, v in all_tags.items()}
         )
         mlflow_run_id = run.info.run_id
-        RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params)
+        RunLogger(mlflow_run_id, tracking_uri=tracking_uri).log_batch(params=params, logged_params={})
     else:
         if mlflow_client.get_run(mlflow_run_id).info.status != "RUNNING":
             mlflow_client.update_run(mlflow_run_id, status="RUNNING")

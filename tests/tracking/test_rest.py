@@ -114,14 +114,14 @@ from include.tracking import RunLogger, end_run, run_artifact_uri, start_run
 from include.tracking.rest import rest_client
 
 uri = os.environ["MLFLOW_TRACKING_URI"]
+calls = []
+rest_client(uri)._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
 if sys.argv[1] == "start":  # the first task: starts the run, hands on its id and artifact URI
-    run_id = start_run("rest-handed-on", dag_id="dag", run_id=sys.argv[2], try_number=1)
-    print(json.dumps({"run_id": run_id, "artifact_uri": run_artifact_uri(run_id)}))
+    run_id = start_run("rest-handed-on", dag_id="dag", run_id=sys.argv[2], try_number=1, params={"a": 1})
+    print(json.dumps({"run_id": run_id, "artifact_uri": run_artifact_uri(run_id), "calls": calls}))
     sys.exit()
 # a later task's process: logs an artifact, then (as end_mlflow_run) ends the run and logs after its end
 run_id, artifact_uri = sys.argv[2], sys.argv[3] or None
-calls = []
-rest_client(uri)._http.event_hooks["request"].append(lambda request: calls.append(request.url.path))
 RunLogger(run_id, artifact_uri=artifact_uri).log_dict({"k": 1}, "risk/report.json")
 end_run(run_id, "success")
 RunLogger(run_id).log_batch(metrics={"mlflow_share": 0.05})
@@ -148,6 +148,8 @@ def test_a_task_given_the_artifact_uri_uploads_without_looking_up_the_run(server
 
     started = run("start", f"manual__handed_on_{handed_on}")
     assert started["artifact_uri"].startswith("mlflow-artifacts:")
+    # a new run has no params to compare against: search, create, log-batch (after the experiment); no runs/get
+    assert [c.rsplit("/", 1)[-1] for c in started["calls"] if "/runs/" in c] == ["search", "create", "log-batch"]
     calls = run("task", started["run_id"], started["artifact_uri"] if handed_on else "")["calls"]
     uploads = [c for c in calls if c.startswith("/api/2.0/mlflow-artifacts/")]
     assert len(uploads) == 1 and uploads[0].endswith("/risk/report.json")
@@ -157,4 +159,5 @@ def test_a_task_given_the_artifact_uri_uploads_without_looking_up_the_run(server
     client = mlflow.MlflowClient(url)
     run_info = client.get_run(started["run_id"])
     assert run_info.info.status == "FINISHED" and run_info.data.metrics["mlflow_share"] == 0.05
+    assert run_info.data.params == {"a": "1"}
     assert [a.path for a in client.list_artifacts(started["run_id"], "risk")] == ["risk/report.json"]
