@@ -305,15 +305,17 @@ def _print_scheduler_runs(runs: list[dict]) -> None:
           + ", ".join(f"{t} +{r['starts'][t]} {r['tasks'].get(t, 0)}" for t in before)
           + f"; place_orders +{r['starts']['place_orders']} {r['tasks'].get('place_orders', 0)}")
     chain, least = _structural_floor(r)
-    bound = (r["floor_s"] + least["start"]) / r["floor_s"]
+    # place_orders itself takes less than the floor: fetch_market_data made some of the run's requests before it
+    place = r["tasks"]["place_orders"]
+    bound = (least["start"] + place) / r["floor_s"]
     print(f"      structure: {len(chain) - 1} tasks in a chain before place_orders ({' > '.join(chain[:-1])})")
     print(f"      each as cheap as this run's cheapest ({least['task']:.2f} s) with median hand-offs "
-          f"({least['handoff']:.2f} s): orders at +{least['start']:.2f} s at the earliest, "
-          f">= {bound:.2f}x the floor with no work at all")
+          f"({least['handoff']:.2f} s): orders start at +{least['start']:.2f} s at the earliest and, with this "
+          f"run's place_orders ({place:.2f} s), end at ~{bound:.2f}x the floor with no work before them")
     record("P8", f"trading run trigger -> orders placed, {r['symbols']} symbols, paper, IBKR pacing on, real "
                  f"scheduler (LocalExecutor), median of {len(runs)} / pacing floor ({r['requests']} requests)",
            f"{r['ratio']:.2f}x ({r['trigger_to_orders_s']:.1f} s vs {r['floor_s']:.1f} s; {len(chain) - 1} tasks in a "
-           f"chain before place_orders: >= {bound:.2f}x if they did no work)",
+           f"chain before place_orders: ~{bound:.2f}x if they did no work)",
            "<= 1.2x", r["ratio"] <= 1.2)
 
 

@@ -57,6 +57,9 @@ def _aware(at: datetime) -> datetime:
     return at
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _minute_nanos(at: datetime) -> int:
     """``at``'s minute (seconds dropped, as exchange_calendars reads a time) as UTC nanoseconds since the epoch."""
     utc = _aware(at).astimezone(UTC).replace(second=0, microsecond=0)
@@ -65,9 +68,6 @@ def _minute_nanos(at: datetime) -> int:
 
 def _utc_from_nanos(nanos: int) -> datetime:
     return _EPOCH + timedelta(microseconds=nanos // 1000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
