@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from include.tls import verify_option
+from include.tls import verified_context
 
 
 class LLMError(Exception):
@@ -75,7 +75,7 @@ class ChatClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport,
-                                  verify=verify_option(True))
+                                  verify=verified_context())
 
     def __repr__(self) -> str:  # never show the key
         return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, timeout={self.timeout})"

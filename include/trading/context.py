@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from include.tracking import RunLogger
 
 Mode = Literal["dry_run", "paper", "live"]
 
@@ -35,6 +38,12 @@ class TradingRun(_Frozen):
     @property
     def label(self) -> str:
         return f"{self.dag_id}/{self.run_id}"
+
+    def mlflow_logger(self) -> RunLogger:
+        """The run's MLflow logger, in any task process (it uploads without asking for the run's artifact URI)."""
+        from include.tracking import RunLogger
+
+        return RunLogger(self.mlflow_run_id, artifact_uri=self.mlflow_artifact_uri)
 
 
 class Quote(_Frozen):

@@ -151,9 +151,7 @@ def backfill_symbols(run: TradingRun, context: Any) -> dict[str, Any]:
     result = backfill(settings.require_market_db_url(), run.symbols, run.data_session, f"{run.label}/on_demand",
                       open_client=open_client, settings=settings)
     if result.needed:
-        from include.tracking import RunLogger
-
-        logger = RunLogger(run.mlflow_run_id, artifact_uri=run.mlflow_artifact_uri)
+        logger = run.mlflow_logger()
         logger.log_batch(metrics={"on_demand_symbols": len(result.loaded), "on_demand_seconds": result.seconds})
         logger.log_dict(result.as_dict(), "data_quality/on_demand.json")
     else:

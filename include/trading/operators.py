@@ -188,9 +188,7 @@ class OrderPlacementOperator(TradingOperator):
         if changed:
             self.log.info("risk limits tightened for this task: %s", changed)
             if self.track_mlflow:
-                from include.tracking import RunLogger
-
-                RunLogger(run.mlflow_run_id).set_tags({"risk_overrides": changed})
+                run.mlflow_logger().set_tags({"risk_overrides": changed})
         risk = tasks.assess_risk(signals, market, features, context, limits=limits)
         with guide_metrics("place_orders", run, enabled=self.track_mlflow):
             orders = tasks.place_orders(risk, context, limits=limits)

@@ -51,9 +51,7 @@ def failed_step_values(step: str, run: TradingRun, elapsed_s: float) -> dict[str
 
 def log_failed_step(step: str, run: TradingRun, elapsed_s: float) -> dict[str, float]:
     """Log the values of ``failed_step_values`` that the run does not have yet; returns what was logged."""
-    from include.tracking import RunLogger
-
-    logger = RunLogger(run.mlflow_run_id)
+    logger = run.mlflow_logger()
     logged = logger.logged_metrics()
     missing = {k: v for k, v in failed_step_values(step, run, elapsed_s).items() if k not in logged}
     if missing:

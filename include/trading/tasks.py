@@ -38,11 +38,9 @@ _BROKER_FINAL = {"filled", "cancelled", "apicancelled", "inactive"}
 @contextmanager
 def _mlflow(context: Any, run: TradingRun) -> Iterator[Any]:
     """The run's ``RunLogger``; the time spent inside is pushed to XCom for the MLflow-share metric."""
-    from include.tracking import RunLogger
-
     started = time.perf_counter()
     try:
-        yield RunLogger(run.mlflow_run_id, artifact_uri=run.mlflow_artifact_uri)
+        yield run.mlflow_logger()
     finally:
         context["ti"].xcom_push(key=MLFLOW_SECONDS_KEY, value=time.perf_counter() - started)
 
