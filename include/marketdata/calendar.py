@@ -42,9 +42,13 @@ def _year_ahead() -> date:
 
 
 def warm(exchanges: Iterable[str] = (DEFAULT_EXCHANGE,)) -> None:
-    """Build these exchanges' calendars now (~0.15 s each): processes forked from this one inherit them."""
+    """Build these exchanges' calendars now (~0.15 s each): processes forked from this one inherit them, with the
+    look-ups exchange_calendars caches on first use (a session's open and close, a window of sessions: ~5 ms of a
+    task's first ``last_completed_session`` and ``sessions_back``)."""
     for exchange in exchanges:
         _calendar(exchange)
+        calendar = MarketCalendar(exchange)
+        calendar.sessions_back(calendar.last_completed_session(datetime.now(UTC)), 1)
 
 
 def _utc(ts: Any) -> datetime:
