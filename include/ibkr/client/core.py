@@ -23,6 +23,7 @@ from include.ibkr.client.trading import TradingMixin
 from include.ibkr.models import AuthStatus, BrokerageAccounts, Contract, TickleResponse
 from include.ibkr.parsing import account as PA
 from include.ibkr.ratelimit import DEFAULT_ENDPOINT_LIMITS, RateLimiter, shared_limiter
+from include.tls import verify_option
 
 log = logging.getLogger("include.ibkr.client")
 
@@ -83,9 +84,10 @@ class IBKRClient(MarketDataMixin, TradingMixin):
         pacing_dsn: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it.
+        # The real gateway uses a self-signed cert (§1): verify=False, or a CA bundle path to pin it; True checks
+        # against the system's CAs (the process's shared context: include/tls.py).
         ssl_verify: bool | ssl.SSLContext = (
-            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify_option(verify)
         )
         self._http = httpx.Client(
             base_url=self.base_url, verify=ssl_verify, timeout=timeout, transport=transport,
