@@ -131,7 +131,9 @@ def fetch_and_stage_bars(
 
     ``direct_first_load``: a symbol with no bars yet is COPYed straight into ``raw.daily_bars`` in one transaction
     (``StagedBars.loaded`` says so; nothing is staged for it). Otherwise nothing reaches ``raw.daily_bars`` here.
-    Raises the client's typed errors (unknown symbol, malformed bar, gateway faults) naming the symbol.
+    The conid of a symbol loaded before comes from ``raw.contracts`` (resolved within CONTRACT_MAX_AGE_DAYS), not
+    from a gateway search on every run. Raises the client's typed errors (unknown symbol, malformed bar, gateway
+    faults) naming the symbol.
     """
     from datetime import timedelta
 
@@ -141,6 +143,8 @@ def fetch_and_stage_bars(
         start, end = fetch_window(
             calendar, session, last_loaded, initial_sessions=initial_sessions, overlap_sessions=overlap_sessions
         )
+        if last_loaded is not None:  # a symbol loaded before: its conid is in raw.contracts, no gateway look-up
+            seed_contracts(client, conn, [symbol])
         contract = resolve_contract(client, conn, symbol)
         chunks = client.iter_daily_bar_columns(contract, start, end)
         source = data_source(client)

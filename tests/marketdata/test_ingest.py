@@ -1,6 +1,6 @@
 """Ingestion steps against PostgreSQL and the simulator: per-symbol loads and isolated symbol failures."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import psycopg2
@@ -67,3 +67,30 @@ def test_snapshots_isolate_an_unknown_symbol_only_when_asked(clean_db, simulator
         summary = ingest.ingest_snapshots(client, clean_db, ["TSLA", "ZZZZQ", "NVDA"], "r1", isolate=True)
     assert summary["symbols"] == ["TSLA", "NVDA"] and summary["inserted"] == 2
     assert list(summary["failed"]) == ["ZZZZQ"] and summary["failed"]["ZZZZQ"].startswith("UnknownSymbolError")
+
+
+def test_a_symbol_loaded_before_takes_its_conid_from_raw_contracts(clean_db, simulator):
+    """Each daily fetch task opens a new client: the conid of a symbol loaded before comes from raw.contracts, not
+    from a gateway search per symbol and run (IBKR's pacing counts every request); one stored longer ago than
+    CONTRACT_MAX_AGE_DAYS is looked up again."""
+    from include.marketdata.calendar import MarketCalendar
+
+    calendar = MarketCalendar()
+    session = calendar.last_completed_session(calendar.next_open(datetime.now(UTC)) - timedelta(days=3))
+
+    def fetch(run: str) -> ingest.StagedBars:
+        with IBKRClient(simulator.base_url) as client:  # a new client per task, as under Airflow
+            client.ensure_session(prime=False)
+            return ingest.fetch_and_stage_bars(client, clean_db, "TSLA", session, run, calendar=calendar,
+                                               initial_sessions=30, overlap_sessions=3, direct_first_load=True)
+
+    def searches() -> int:
+        return httpx.get(f"{simulator.admin_url}/stats").json()["by_path"].get("/iserver/secdef/search", 0)
+
+    first = fetch("r1")
+    assert first.loaded and searches() == 1
+    again = fetch("r2")
+    assert again.conid == first.conid and again.rows > 0 and searches() == 1  # staged, no second search
+    with psycopg2.connect(clean_db) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE raw.contracts SET resolved_at = now() - interval '31 days' WHERE symbol = 'TSLA'")
+    assert fetch("r3").conid == first.conid and searches() == 2
