@@ -5,14 +5,13 @@ The fetch tasks run in 5 worker processes, as the ``ibkr_api`` pool's 5 slots ru
 process); each call opens its client and connection like a task does. The workers are forked from a process that
 has done what the scheduler does before it forks task processes (plugins/airflow_local_settings.py: the task
 modules imported, the exchange calendar and the TLS context built); Airflow's own per-task start-up is not
-counted. BENCH_REPEATS first loads (default 3), each followed by a raw COPY of its rows, each side after a
-CHECKPOINT; medians. The simulator runs with IBKR's gateway-wide 10 req/s pacing OFF, to measure our pipeline
-rather than IBKR's pacing; the 5-concurrent-history cap stays on. The wall time under real pacing is printed too.
+counted. BENCH_REPEATS first loads (default 3), each followed by a raw COPY of its rows; medians. The simulator
+runs with IBKR's gateway-wide 10 req/s pacing OFF, to measure our pipeline rather than IBKR's pacing; the
+5-concurrent-history cap stays on. The wall time under real pacing is printed too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import statistics
@@ -113,20 +112,6 @@ def _path(pool: ProcessPoolExecutor, symbols: list[str], sessions: int, run: int
     return t_total, t_fetch, summary, {k: v - cpu0.get(k, 0.0) for k, v in _cpu().items()}
 
 
-def _checkpoint(dsn: str) -> None:
-    """A CHECKPOINT, so each timed side starts with no WAL pending: the 1.26M rows write ~0.3 GB of WAL, and a
-    checkpoint the server starts in the middle of one side (max_wal_size) slows that side alone (the raw COPY took
-    5.0-7.8 s in one run without). Skipped where the bench's role may not checkpoint."""
-    import psycopg2
-
-    from include.marketdata import db
-
-    with db.connection(dsn) as conn, conn.cursor() as cur:
-        conn.autocommit = True
-        with contextlib.suppress(psycopg2.errors.InsufficientPrivilege):
-            cur.execute("CHECKPOINT")
-
-
 def _raw_copy(dsn: str, rows: io.StringIO) -> float:
     """The same rows COPYed into the emptied table (text format, one statement): seconds."""
     from include.marketdata import db
@@ -134,7 +119,6 @@ def _raw_copy(dsn: str, rows: io.StringIO) -> float:
     with db.connection(dsn) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE raw.daily_bars")
         conn.commit()
-        _checkpoint(dsn)
         rows.seek(0)
         t1 = time.perf_counter()
         cur.copy_expert("COPY raw.daily_bars FROM STDIN", rows)
@@ -166,7 +150,6 @@ def main() -> None:
             for run in range(REPEATS):
                 with db.connection(dsn) as conn, conn, conn.cursor() as cur:  # a first load again: no bars, no conids
                     cur.execute("TRUNCATE raw.daily_bars, raw.contracts")
-                _checkpoint(dsn)
                 before = int(httpx.get(f"{admin}/stats").json()["requests"])
                 t_total, t_fetch, summary, cpu = _path(pool, symbols, sessions, run)
                 requests = int(httpx.get(f"{admin}/stats").json()["requests"]) - before
