@@ -147,7 +147,7 @@ class Settings:
     # IBKR_ACCEPTED_QUESTIONS: order warnings the client confirms (include/config/order_questions.py)
     ibkr_accepted_questions: tuple[str, ...] = field(default_factory=_default_accepted_questions)
     mlflow_tracking_uri: str | None = field(default=None, repr=False)
-    stock_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    stock_symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # STOCK_SYMBOLS only; default_symbols() also reads the Variable
     debug_mode: bool = False
     initial_history_sessions: int = 504
     overlap_sessions: int = 5
@@ -293,10 +293,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, workflow: Any = N
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     overrides: dict[str, Any] = {}
-    if not env.get("STOCK_SYMBOLS"):
-        symbols = _airflow_variable("stock_symbols")
-        if symbols:
-            overrides["stock_symbols"] = parse_symbols(symbols)
     if not settings.market_db_url:
         conn = _airflow_connection(MARKET_DB_CONN_ID)
         if conn is not None:
@@ -351,6 +347,18 @@ def _mlflow_uri_from_connection(conn: Any | None) -> str | None:
     if conn is None or not conn.host:
         return None
     return conn.host if "://" in conn.host else conn.get_uri()
+
+
+def default_symbols(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The symbols a run takes when its conf names none: ``STOCK_SYMBOLS``, else the Airflow Variable
+    ``stock_symbols``, else TSLA,NVDA. Asked only where a default list is used (the ingestion DAGs'
+    ``resolve_symbols``), not by ``load_settings``: inside a task a Variable is an API server request, and every
+    task loads the settings one or more times."""
+    env = os.environ if environ is None else environ
+    if env.get("STOCK_SYMBOLS"):
+        return parse_symbols(env["STOCK_SYMBOLS"])
+    variable = _airflow_variable("stock_symbols")
+    return parse_symbols(variable) if variable else DEFAULT_SYMBOLS
 
 
 def _airflow_variable(key: str) -> str | None:

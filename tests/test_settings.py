@@ -95,3 +95,24 @@ def test_on_symbol_error_is_fail_by_default_or_warn():
     assert Settings.from_env({"ON_SYMBOL_ERROR": " Warn "}).on_symbol_error == "warn"
     with pytest.raises(SettingsError, match="ON_SYMBOL_ERROR='skip': use fail or warn"):
         Settings.from_env({"ON_SYMBOL_ERROR": "skip"})
+
+
+def test_the_default_symbol_list_is_read_where_it_is_used_not_by_every_settings_load(monkeypatch):
+    """STOCK_SYMBOLS, else the Airflow Variable stock_symbols (here from the SDK's AIRFLOW_VAR_ environment backend),
+    else TSLA,NVDA; load_settings never asks for the Variable (inside a task it is an API server request)."""
+    from include import settings as settings_module
+    from include.settings import default_symbols
+
+    monkeypatch.delenv("STOCK_SYMBOLS", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_STOCK_SYMBOLS", raising=False)
+    assert default_symbols() == ("TSLA", "NVDA")
+    monkeypatch.setenv("AIRFLOW_VAR_STOCK_SYMBOLS", "aapl, googl,MSFT")
+    assert default_symbols() == ("AAPL", "GOOGL", "MSFT")
+    assert default_symbols({"STOCK_SYMBOLS": "nvda"}) == ("NVDA",)  # the environment wins
+
+    def no_variable(key):
+        raise AssertionError(f"load_settings asked for the Variable {key}")
+
+    monkeypatch.setattr(settings_module, "_airflow_variable", no_variable)
+    assert load_settings({"MARKET_DB_URL": "postgresql://db/market", "IBKR_GATEWAY_URL": "https://gw/v1/api",
+                          "MLFLOW_TRACKING_URI": "http://mlflow:5000"}).stock_symbols == ("TSLA", "NVDA")

@@ -11,7 +11,7 @@ from datetime import UTC, date
 from typing import Any
 
 from include.marketdata.calendar import MarketCalendar
-from include.settings import load_settings, parse_on_symbol_error, parse_symbols
+from include.settings import default_symbols, load_settings, parse_on_symbol_error, parse_symbols
 
 log = logging.getLogger(__name__)
 SYMBOL_ERROR_KEY = "symbol_errors"  # XCom of a failed fetch, {symbol: why} (Airflow keeps it after the failure)
@@ -32,7 +32,7 @@ def target_session(context: Any, calendar: MarketCalendar) -> date:
 
 
 def symbols_from_params(params: dict[str, Any]) -> list[str]:
-    return list(parse_symbols(params.get("symbols") or load_settings().stock_symbols))
+    return list(parse_symbols(params.get("symbols") or default_symbols()))
 
 
 def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
