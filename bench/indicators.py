@@ -57,12 +57,14 @@ def floor_sql(block: int, sums: int = 14) -> str:
     """The mart's shape without its indicator arithmetic (P6's floor): the same sort of the input by (symbol, block,
     session), a first window pass of ``sums`` running sums within blocks gathered in an array, a second pass of the
     same four lag()s (the array on the previous block's last row and 20 rows back, one sum 50 and 200 rows back),
-    and 16 float columns written with symbol, session_date, close and loaded_at. Each running sum adds close plus a
-    constant, where the model adds its weighted terms."""
+    and 16 float columns written with symbol, session_date, close and loaded_at (12 of the sums and the four lags, so
+    no window function goes unused). Each running sum adds close plus a constant, where the model adds its weighted
+    terms."""
     terms = ", ".join(f"sum(close + {k}) over in_block" for k in range(sums))
-    picks = ", ".join(f"s[{k + 1}] as a{k + 1}" for k in range(13))
+    picks = ", ".join(f"s[{k + 1}] as a{k + 1}" for k in range(12))
     return f"""
-SELECT symbol, session_date, close, {picks}, prev_block AS a14, back_20 AS a15, back_50 AS a16, loaded_at FROM (
+SELECT symbol, session_date, close, {picks}, prev_block AS a13, back_20 AS a14, back_50 AS a15, back_200 AS a16,
+       loaded_at FROM (
     SELECT *, (lag(s, (j + 1)::int) OVER by_symbol)[1] AS prev_block, (lag(s, 20) OVER by_symbol)[2] AS back_20,
            lag(s1, 50) OVER by_symbol AS back_50, lag(s1, 200) OVER by_symbol AS back_200
     FROM (
