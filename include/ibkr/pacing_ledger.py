@@ -17,7 +17,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FUNCTION = "ops.reserve_gateway_slot_v1"
+# A new name when the body changes: a database holding an older version creates this one (_connection).
+FUNCTION = "ops.reserve_gateway_slot_v2"
 DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
 CREATE TABLE IF NOT EXISTS ops.gateway_pacing (
@@ -26,14 +27,14 @@ CREATE TABLE IF NOT EXISTS ops.gateway_pacing (
     stamps   double precision[] NOT NULL DEFAULT '{}',  -- epoch seconds of the last reservations, oldest first
     PRIMARY KEY (gateway, win)
 );
-CREATE OR REPLACE FUNCTION ops.reserve_gateway_slot_v1(p_gateway text, p_windows text[], p_limits int[],
+CREATE OR REPLACE FUNCTION ops.reserve_gateway_slot_v2(p_gateway text, p_windows text[], p_limits int[],
                                                        p_periods double precision[])
 RETURNS double precision LANGUAGE plpgsql AS $$
 -- The seconds to wait before sending: the earliest time, not before any earlier reservation, at which every
 -- window (at most p_limits[i] requests in any p_periods[i] seconds) has room; that time is recorded in each.
 DECLARE
-    now_s double precision := extract(epoch FROM clock_timestamp());
-    at_s double precision := now_s;
+    now_s double precision;
+    at_s double precision := 0;
     w record;
     n int;
 BEGIN
@@ -50,6 +51,10 @@ BEGIN
         IF n > 0 THEN at_s := greatest(at_s, w.stamps[n]); END IF;
         IF n >= w.lim THEN at_s := greatest(at_s, w.stamps[n - w.lim + 1] + w.period); END IF;
     END LOOP;
+    -- The clock is read once every window is locked: time spent waiting for another process's reservation is
+    -- not time already waited (the request would leave that much after the slot recorded for it).
+    now_s := extract(epoch FROM clock_timestamp());
+    at_s := greatest(at_s, now_s);
     UPDATE ops.gateway_pacing p
     SET stamps = (p.stamps || at_s)[greatest(1, cardinality(p.stamps) + 2 - x.lim):]
     FROM unnest(p_windows, p_limits) AS x(win, lim)
