@@ -109,15 +109,16 @@ def _two_processes(simulator: object, dsn: str) -> tuple[list[dict], int]:
 def test_two_processes_keep_the_gateway_rate_together(market_db_url: str, simulator: object) -> None:
     """Two task processes, 15 requests each, started together against the simulator (10 requests/s gateway-wide,
     429 above). Each pacing itself alone, they send their 30 in ~1.5 s and the gateway refuses many (on the real
-    gateway: the 10-minute penalty box). Through the ledger they spread over three windows, ~2.1 s, and the gateway
-    refuses none, or one: the ledger books departure slots, and a process the machine stalls for more than the
-    guard (50 ms) between its slot and its send arrives late, inside the next window (seen once on a loaded CI run;
-    the client retries a 429 after a back-off)."""
+    gateway: the 10-minute penalty box): 10 of the 30. Through the ledger they spread over three windows, ~2.1 s,
+    and the gateway refuses none on an idle machine. On a loaded one a few can still land: the ledger books
+    departure slots 50 ms apart beyond each window, and a process the machine stalls for longer than that between
+    its slot and its send arrives late, inside the next window (0-2 of 30 in 17 runs with both cores busy, and on
+    loaded CI runs; the client retries a 429 after a back-off)."""
     alone, refused_alone = _two_processes(simulator, "")
-    assert refused_alone >= 5 and sum(r["refused"] for r in alone) == refused_alone
+    assert refused_alone >= 8 and sum(r["refused"] for r in alone) == refused_alone
 
     results, refused = _two_processes(simulator, market_db_url)
-    assert refused <= 1 and sum(r["refused"] for r in results) == refused
+    assert refused <= 3 and sum(r["refused"] for r in results) == refused
     assert [r["requests"] for r in results] == [15, 15]
     spread = max(r["last"] for r in results) - min(r["first"] for r in results)
     assert spread >= 2.0, f"30 requests at 10/s gateway-wide need ~2.1 s, took {spread:.2f} s"
