@@ -11,7 +11,7 @@ from datetime import UTC, date
 from typing import Any
 
 from include.marketdata.calendar import MarketCalendar
-from include.settings import default_symbols, load_settings, parse_on_symbol_error, parse_symbols
+from include.settings import Settings, default_symbols, load_settings, parse_on_symbol_error, parse_symbols
 
 log = logging.getLogger(__name__)
 SYMBOL_ERROR_KEY = "symbol_errors"  # XCom of a failed fetch, {symbol: why} (Airflow keeps it after the failure)
@@ -22,13 +22,13 @@ def run_key(context: Any) -> str:
     return f"{context['dag'].dag_id}/{context['run_id']}"
 
 
-def target_session(context: Any, calendar: MarketCalendar) -> date:
+def target_session(context: Any, calendar: MarketCalendar, settings: Settings) -> date:
     """The session a run loads: its data interval's session, else the last completed one (at TRADING_CLOCK when
     set, like the trading runs: a pinned simulator clock loads the sessions it serves)."""
     start = context.get("data_interval_start")
     if start is not None and calendar.is_session(start.astimezone(UTC).date()):
         return start.astimezone(UTC).date()
-    return calendar.last_completed_session(load_settings().now())
+    return calendar.last_completed_session(settings.now())
 
 
 def symbols_from_params(params: dict[str, Any]) -> list[str]:
@@ -49,7 +49,7 @@ def fetch_bars(symbol: str, context: Any) -> dict[str, Any]:
                 client,
                 settings.require_market_db_url(),
                 symbol,
-                target_session(context, calendar),
+                target_session(context, calendar, settings),
                 run_key(context),
                 calendar=calendar,
                 initial_sessions=int(params.get("initial_history_sessions") or settings.initial_history_sessions),
