@@ -17,23 +17,34 @@ REPO_ROOT = str(__import__("pathlib").Path(__file__).resolve().parents[2])
 
 def test_reservations_from_separate_connections_share_one_window(market_db_url: str) -> None:
     """Two ledgers (two connections, as two task processes would have) reserve in one window of 2 requests per
-    0.5 s: the third and fourth wait half a second, the fifth a whole second, whoever asks."""
+    0.5 s: the third and fourth wait half a second after the first and second, the fifth half a second after the
+    third, whoever asks."""
     gateway = f"test-ledger-{time.monotonic_ns()}"
     a, b = PacingLedger(market_db_url, gateway), PacingLedger(market_db_url, gateway)
+
+    def between(call, *args):  # (earliest, latest) time the request may go, on this clock, and the delay
+        asked = time.monotonic()
+        delay = call(*args)
+        return (asked + delay, time.monotonic() + delay), delay
+
+    def overlap(x, y, slack=0.02):  # the ledger stamps its clock somewhere inside each call: compare intervals
+        return x[0] - slack <= y[1] and y[0] - slack <= x[1]
+
     try:
-        started, delays, slots = time.monotonic(), [], []
-        for ledger in (a, b, a, b, a):
-            asked = time.monotonic() - started
-            delays.append(ledger.reserve([("w", 2, 0.5)]))
-            slots.append(asked + delays[-1])  # when the request may go, from the first ask (a loaded machine is slow)
-        assert delays[:2] == [0.0, 0.0]
-        assert slots[2:4] == [pytest.approx(0.5, abs=0.05)] * 2
-        assert slots[4] == pytest.approx(1.0, abs=0.05)
+        slots, delays = zip(*(between(ledger.reserve, [("w", 2, 0.5)]) for ledger in (a, b, a, b, a)), strict=True)
+        assert delays[:2] == (0.0, 0.0)
+        assert all(d > 0.3 for d in delays[2:]), delays
+        half = [(lo + 0.5, hi + 0.5) for lo, hi in slots]
+        assert overlap(slots[2], half[0]), (slots, delays)
+        assert overlap(slots[3], half[1]), (slots, delays)
+        assert overlap(slots[4], half[2]), (slots, delays)
         # a request on two windows waits for the one that binds: here the tight per-endpoint one, 1 per 2 s
         other = f"{gateway}-two"
-        assert a.reserve([("gateway", 10, 1.0), ("orders", 1, 2.0)]) == 0.0
+        first, delay = between(a.reserve, [("gateway", 10, 1.0), ("orders", 1, 2.0)])
+        assert delay == 0.0
         assert b.reserve([("gateway", 10, 1.0)]) == 0.0
-        assert b.reserve([("gateway", 10, 1.0), ("orders", 1, 2.0)]) == pytest.approx(2.0, abs=0.05)
+        third, delay = between(b.reserve, [("gateway", 10, 1.0), ("orders", 1, 2.0)])
+        assert delay > 1.5 and overlap(third, (first[0] + 2.0, first[1] + 2.0)), (first, third)
         assert PacingLedger(market_db_url, other).reserve([("orders", 1, 2.0)]) == 0.0  # another gateway: free
     finally:
         a.close()
