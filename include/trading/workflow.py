@@ -4,16 +4,53 @@ features + verdicts -> signals -> risk -> orders -> charts -> end MLflow run -> 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
 from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk.bases.decorator import task_decorator_factory
 
 from include.alerts.notifiers import failure_notifier
 from include.gateway.sensors import GatewayGateSensor
 from include.marketdata.sensors import MarketOpenSensor
 
 TAGS = ["trading"]
+
+
+class StepOperator(_PythonDecoratedOperator):
+    """The operator of ``step_task``: arguments resolved from XCom when the step runs, none of them rendered."""
+
+    template_fields: Sequence[str] = ()  # nothing rendered, so nothing uploaded as the task's rendered fields
+    template_fields_renderers: dict[str, str] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        from airflow.sdk.definitions.xcom_arg import XComArg
+
+        # the output is in XCom (and its summary in MLflow): not also formatted into the log, 100s of KB a step
+        kwargs.setdefault("show_return_value_in_logs", False)
+        super().__init__(**kwargs)
+        # Airflow draws the edges from the XComArgs in template fields; these are not: drawn here, as it would
+        XComArg.apply_upstream_relationship(self, self.op_args)
+        XComArg.apply_upstream_relationship(self, self.op_kwargs)
+
+    def execute(self, context: Any) -> Any:
+        # what rendering the fields would have done: each XComArg argument becomes the upstream task's value
+        self.op_args = self.render_template(self.op_args, context)
+        self.op_kwargs = self.render_template(self.op_kwargs, context)
+        return super().execute(context)
+
+
+def step_task(**kwargs: Any) -> Any:
+    """``@task`` for the steps that take earlier steps' outputs (the run, features, signals, risk decisions).
+
+    Their arguments are pulled from XCom before the function runs, as with ``@task``, but they are not template
+    fields: Airflow would otherwise, in each task process before the step runs, walk, redact and upload them as the
+    task's rendered fields (a row in the metadata database, shown cut to 4,096 characters in the UI), the same data
+    the upstream task's XCom already holds; nor is the output written into the task log again. For 100 symbols
+    these are 100-300 KB a step, on the path from the trigger to the orders (README, Benchmarks, P8)."""
+    return task_decorator_factory(decorated_operator_class=StepOperator, **kwargs)
 
 
 def trading_params(strategy_id: int | None = None, dry_run: bool = True) -> dict[str, Param]:
@@ -58,7 +95,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             except (RunConfError, LiveTradingNotAllowed) as exc:  # a retry cannot fix a bad conf
                 raise AirflowFailException(str(exc)) from exc
 
-        @task(multiple_outputs=False)
+        @step_task(multiple_outputs=False)
         def validate_environment(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -71,7 +108,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
         ibkr_auth = GatewayGateSensor(task_id="ibkr_auth")
 
         # XCom carries each step's typed output as JSON (model_dump); the next task validates it back.
-        @task(pool="ibkr_api", multiple_outputs=False)
+        @step_task(pool="ibkr_api", multiple_outputs=False)
         def fetch_market_data(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -81,7 +118,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("fetch_market_data", trading_run):  # the guide's metrics also when it fails
                 return tasks.fetch_market_data(trading_run, get_current_context()).model_dump(mode="json")
 
-        @task(multiple_outputs=False)
+        @step_task(multiple_outputs=False)
         def backfill_symbols(run: dict) -> dict:
             """Symbols without bars or current features: fetched, built (dbt) and checked (GX) on demand."""
             from include.trading.context import TradingRun
@@ -89,7 +126,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
 
             return backfill_symbols(TradingRun.model_validate(run), get_current_context())
 
-        @task(multiple_outputs=False)
+        @step_task(multiple_outputs=False)
         def read_features(run: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import TradingRun
@@ -99,7 +136,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("read_features", trading_run):
                 return tasks.read_features(trading_run, get_current_context()).model_dump(mode="json")
 
-        @task(multiple_outputs=False)
+        @step_task(multiple_outputs=False)
         def generate_signals(features: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import FeatureSet
@@ -109,7 +146,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("generate_signals", feature_set.run):
                 return tasks.generate_signals(feature_set, get_current_context()).model_dump(mode="json")
 
-        @task
+        @step_task()
         def render_charts(signals: dict | None = None) -> list:
             from include.trading import tasks
             from include.trading.context import SignalSet
@@ -120,7 +157,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
                 raise AirflowSkipException("no signals to chart")
             return tasks.render_charts(SignalSet.model_validate(signals), get_current_context())
 
-        @task(multiple_outputs=False)
+        @step_task(multiple_outputs=False)
         def assess_risk(signals: dict, market: dict, features: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import FeatureSet, MarketView, SignalSet
@@ -128,7 +165,7 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             return tasks.assess_risk(SignalSet.model_validate(signals), MarketView.model_validate(market),
                                      FeatureSet.model_validate(features), get_current_context()).model_dump(mode="json")
 
-        @task(pool="ibkr_orders", multiple_outputs=False)
+        @step_task(pool="ibkr_orders", multiple_outputs=False)
         def place_orders(risk: dict) -> dict:
             from include.trading import tasks
             from include.trading.context import RiskOutcome
@@ -138,14 +175,14 @@ def build_trading_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], d
             with guide_metrics("place_orders", outcome.run):
                 return tasks.place_orders(outcome, get_current_context()).model_dump(mode="json")
 
-        @task(retries=1)
+        @step_task(retries=1)
         def end_mlflow_run(run: dict | None = None) -> str | None:
             from include.trading import tasks
             from include.trading.context import TradingRun
 
             return tasks.end_run(TradingRun.model_validate(run) if run else None, get_current_context())
 
-        @task
+        @step_task()
         def cleanup(run: dict | None = None) -> None:
             from include.trading import tasks
             from include.trading.context import TradingRun

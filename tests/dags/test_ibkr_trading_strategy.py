@@ -109,6 +109,16 @@ def test_dry_run_records_simulated_intents_and_vetoes_bad_data(run_dag, market, 
     assert nvda["status"] == "vetoed" and any("high" in v["reason"] and "< low" in v["reason"]
                                               for v in nvda["vetoes"]), nvda["vetoes"]
 
+    # the steps get earlier steps' outputs as arguments (issue #14, P8): pulled from XCom, not stored again as the
+    # tasks' rendered fields (the market-hours sensor's template still is)
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rendered = {r.task_id for r in session.query(Rendered).filter_by(dag_id=DAG_ID, run_id=run_id)}
+    assert "market_open" in rendered and not rendered & {"generate_signals", "assess_risk", "place_orders",
+                                                         "render_charts", "read_features"}, rendered
+
 
 def test_charts_render_after_the_orders_and_a_chart_failure_is_loud_without_undoing_them(run_dag, market,
                                                                                         monkeypatch):
