@@ -39,7 +39,38 @@ class StepOperator(_PythonDecoratedOperator):
         # what rendering the fields would have done: each XComArg argument becomes the upstream task's value
         self.op_args = self.render_template(self.op_args, context)
         self.op_kwargs = self.render_template(self.op_kwargs, context)
-        return super().execute(context)
+        result = super().execute(context)
+        self.log.info("returned %s", step_summary(result))
+        return result
+
+
+def step_summary(value: Any, per_group: int = 8) -> str:
+    """One line for the task log in place of a step's whole output: its fields, collections by size, per-symbol
+    items grouped by their status or action (``signals 3: BUY NVDA | HOLD AAPL, MSFT``); the run is left out."""
+    if not isinstance(value, dict):
+        return repr(value)[:200]
+    parts = []
+    for key, item in value.items():
+        if key == "run":
+            continue
+        rows = list(item.values()) if isinstance(item, dict) else item
+        if isinstance(rows, list | tuple) and rows and all(isinstance(r, dict) and "symbol" in r for r in rows):
+            field = next((f for f in ("status", "action") if f in rows[0]), None)
+            if field is not None:
+                groups: dict[str, list[str]] = {}
+                for r in rows:
+                    groups.setdefault(str(r.get(field)), []).append(str(r["symbol"]))
+                parts.append(f"{key} {len(rows)}: " + " | ".join(
+                    f"{k} {', '.join(v[:per_group])}" + (f" +{len(v) - per_group}" if len(v) > per_group else "")
+                    for k, v in groups.items()))
+                continue
+        if isinstance(item, dict) and 0 < len(item) <= 6 and all(isinstance(v, int | float) for v in item.values()):
+            parts.append(f"{key} {item}")  # a few counts or amounts: shown
+        elif isinstance(item, dict | list | tuple):
+            parts.append(f"{key} {len(item)}")
+        else:
+            parts.append(f"{key} {item!r}"[:80])
+    return "; ".join(parts)
 
 
 def step_task(**kwargs: Any) -> Any:
