@@ -333,7 +333,7 @@ def _daily_bar_server(first_listed: date, requests: list[dict[str, str]], delay:
         requests.append(params)
         assert params["bar"] == "1d" and params["outsideRth"] == "false"
         days = int(params["period"].removesuffix("d"))
-        assert 1 <= days <= 900
+        assert 1 <= days <= 1000  # period's maximum in days (§6.1)
         end = datetime.strptime(params["startTime"], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
         assert (end.hour, end.minute, end.second) == (23, 59, 59)
         time.sleep(delay)
@@ -358,9 +358,9 @@ def test_daily_bars_chunks_ten_years() -> None:
     requests: list[dict[str, str]] = []
     with make_client(_daily_bar_server(date(2016, 6, 1), requests)) as client:
         bars = client.daily_bars(AAPL, start, end)
-    assert len(requests) == 5  # 3652 days / 900 per window
-    assert requests[0]["startTime"] == "20231231-23:59:59" and requests[0]["period"] == "900d"
-    assert requests[-1]["period"] == f"{(end - start).days + 1 - 4 * 900}d"
+    assert len(requests) == 4  # 3652 days / 1000 per window
+    assert requests[0]["startTime"] == "20231231-23:59:59" and requests[0]["period"] == "1000d"
+    assert requests[-1]["period"] == f"{(end - start).days + 1 - 3 * 1000}d"
     dates = [b.session_date for b in bars]
     assert dates == sorted(set(dates)) and dates[0] == date(2016, 6, 1) and dates[-1] == date(2023, 12, 29)
     listed = date(2016, 6, 1)

@@ -14,7 +14,7 @@ from include.ibkr.models import Bar, Contract, Snapshot
 DEFAULT_SNAPSHOT_FIELDS = (
     "31", "55", "70", "71", "82", "83", "84", "85", "86", "87", "88", "6509", "7059", "7295", "7741", "7762",
 )  # fmt: skip
-MAX_DAYS_PER_HISTORY_CHUNK = 900  # < 1000 points/response (§6.1) even if period counted trading days
+MAX_DAYS_PER_HISTORY_CHUNK = 1000  # period's maximum in days (§6.1); <= 1000 points even if it counted sessions
 SNAPSHOT_CONIDS_PER_CALL = 100  # max conids per call is UNCONFIRMED (§5); stay modest
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -74,7 +74,7 @@ class MarketDataMixin:
         return self._request("GET", "/iserver/marketdata/history", params=params, raw=True)
 
     def daily_bars(self, contract: Contract, start: date, end: date) -> list[Bar]:
-        """Validated daily bars for [start, end], fetched in windows of <= 900 calendar days."""
+        """Validated daily bars for [start, end], fetched in windows of <= 1000 calendar days."""
         return self.daily_bar_columns(contract, start, end).to_bars()
 
     def daily_bar_columns(self, contract: Contract, start: date, end: date) -> P.BarColumns:
@@ -89,7 +89,7 @@ class MarketDataMixin:
         return P.BarColumns(contract.symbol, contract.conid, days[order], *merged)
 
     def iter_daily_bar_columns(self, contract: Contract, start: date, end: date) -> Iterator[P.BarColumns]:
-        """Validated daily bars for [start, end] as columns, one window of <= 900 calendar days at a time (newest
+        """Validated daily bars for [start, end] as columns, one window of <= 1000 calendar days at a time (newest
         first, each window fetched only when the previous one was consumed: a COPY can take one while the next is
         fetched). A session is yielded once (windows may overlap at the edges: the first seen wins); no bars at all
         raises ``NoDataError`` after the last window."""
@@ -104,7 +104,7 @@ class MarketDataMixin:
             chunk_start = max(start, chunk_end - timedelta(days=MAX_DAYS_PER_HISTORY_CHUNK - 1))
             days = (chunk_end - chunk_start).days + 1
             # UNCONFIRMED for CP (§6.1): startTime is taken as the END of the window and period counts
-            # calendar days back from it; chunks at most 900 days wide stay under 1000 points either way.
+            # calendar days back from it; chunks at most 1000 days wide stay within 1000 points either way.
             try:
                 body = self.history_body(
                     contract.conid, period=f"{days}d", bar="1d",
