@@ -14,6 +14,7 @@ from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.alerts.notifiers import failure_notifier
 from include.assets import RAW_DAILY_BARS
+from include.steps import step_task
 from include.timetables import ExchangeSessionTimetable
 
 
@@ -51,8 +52,9 @@ def ibkr_ingest_daily_bars():
         context["symbol"] = symbol  # labels the mapped task with its ticker in the UI
         return tasks.fetch_bars(symbol, context)
 
-    # The symbols fetched load even when others failed; their results arrive, the failed ones' do not.
-    @task(outlets=[RAW_DAILY_BARS], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=False)
+    # The symbols fetched load even when others failed; their results arrive, the failed ones' do not. The fetch
+    # summaries (one per symbol) are not rendered fields, nor is the summary of every symbol logged (step_task).
+    @step_task(outlets=[RAW_DAILY_BARS], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=False)
     def load_bars(staged: list[dict]) -> dict:
         from include.marketdata import tasks
 

@@ -25,10 +25,21 @@ def _rows(dsn, sql, args=()):
         return cur.fetchall()
 
 
-def test_loads_exchange_sessions_exactly_as_the_gateway_reports_them(run_dag, stack_env, simulator):
+def test_loads_exchange_sessions_exactly_as_the_gateway_reports_them(run_dag, stack_env, simulator, capfd):
     state, tasks = run_dag(DAG_ID, {"symbols": ["TSLA", "NVDA"], "initial_history_sessions": 60})
     assert state == "success", tasks
     assert tasks["fetch_bars[TSLA]"] == tasks["fetch_bars[NVDA]"] == tasks["load_bars"] == "success"
+    # load_bars takes one summary per symbol: not stored again as its rendered fields, and its log has one line of
+    # what it loaded, not its whole output (step_task; 500 symbols would be a ~100 KB line)
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rendered = {r.task_id for r in session.query(Rendered).filter_by(dag_id=DAG_ID, run_id=run_dag.last_run_id)}
+    assert "resolve_symbols" in rendered and "load_bars" not in rendered, rendered
+    log = _output(capfd)
+    assert any(f"returned loaded 2: {pair}; failed 0" in log for pair in ("TSLA, NVDA", "NVDA, TSLA")), log[-3000:]
+    assert "Returned value was: {'loaded': {" not in log  # check_symbols's output (a list of symbols) is logged
 
     dsn = stack_env["MARKET_DB_URL"]
     cal = MarketCalendar()

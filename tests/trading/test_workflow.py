@@ -57,19 +57,3 @@ def test_the_checks_run_side_by_side_and_every_data_step_waits_for_all_of_them()
         return [*max((chain(u) for u in task.upstream_task_ids), key=len, default=[]), task_id]
 
     assert len(chain("place_orders")) - 1 == 6  # tasks one after another before the orders (8 before the change)
-
-
-def test_a_step_logs_one_line_of_what_it_returned_not_the_whole_output():
-    """The steps' outputs stay out of the task log (100s of KB for 100 symbols); one readable line stands in."""
-    from include.trading.workflow import step_summary
-
-    signals = {"run": {"run_id": "r"}, "signals": [{"symbol": "NVDA", "action": "BUY", "rationale": "x" * 500},
-                                                 {"symbol": "AAPL", "action": "HOLD"},
-                                                 {"symbol": "MSFT", "action": "HOLD"}]}
-    assert step_summary(signals) == "signals 3: BUY NVDA | HOLD AAPL, MSFT"
-    orders = {"run": {}, "counts": {"submitted": 1}, "intents": [{"symbol": "NVDA", "status": "submitted"}],
-              "order_value": 2291.0}
-    assert step_summary(orders) == "counts {'submitted': 1}; intents 1: submitted NVDA; order_value 2291.0"
-    decisions = {"decisions": [{"symbol": f"S{i}", "status": "approved"} for i in range(100)]}
-    line = step_summary(decisions)
-    assert line.endswith("S7 +92") and len(line) < 120
