@@ -67,6 +67,8 @@ def step_summary(value: Any, per_group: int = 8) -> str:
                          + (f" +{len(names) - per_group}" if len(names) > per_group else ""))
         elif isinstance(item, dict | list | tuple):
             parts.append(f"{key} {len(item)}")
+        elif isinstance(item, float):
+            parts.append(f"{key} {round(item, 3)!r}")  # seconds and amounts: not 5.441858507999996
         else:
             parts.append(f"{key} {item!r}"[:80])
     return "; ".join(parts)

@@ -12,6 +12,7 @@ def test_a_step_logs_one_line_of_what_it_returned_not_the_whole_output():
     orders = {"run": {}, "counts": {"submitted": 1}, "intents": [{"symbol": "NVDA", "status": "submitted"}],
               "order_value": 2291.0}
     assert step_summary(orders) == "counts {'submitted': 1}; intents 1: submitted NVDA; order_value 2291.0"
+    assert step_summary({"fetch_duration_seconds": 5.441858507999996}) == "fetch_duration_seconds 5.442"
     decisions = {"decisions": [{"symbol": f"S{i}", "status": "approved"} for i in range(100)]}
     line = step_summary(decisions)
     assert line.endswith("S7 +92") and len(line) < 120
