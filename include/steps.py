@@ -22,7 +22,7 @@ class StepOperator(_PythonDecoratedOperator):
     def __init__(self, **kwargs: Any) -> None:
         from airflow.sdk.definitions.xcom_arg import XComArg
 
-        # the output is in XCom (and its summary in MLflow): not also formatted into the log, 100s of KB a step
+        # the output is in XCom: not also formatted into the log (100s of KB a step); step_summary logs one line
         kwargs.setdefault("show_return_value_in_logs", False)
         super().__init__(**kwargs)
         # Airflow draws the edges from the XComArgs in template fields; these are not: drawn here, as it would
