@@ -30,7 +30,7 @@ def test_loads_exchange_sessions_exactly_as_the_gateway_reports_them(run_dag, st
     assert state == "success", tasks
     assert tasks["fetch_bars[TSLA]"] == tasks["fetch_bars[NVDA]"] == tasks["load_bars"] == "success"
     # load_bars takes one summary per symbol: not stored again as its rendered fields, and its log has one line of
-    # what it loaded, not its whole output (step_task; 500 symbols would be a ~100 KB line)
+    # what it loaded, not its whole output (step_task; for 500 symbols that was a ~40 KB line)
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
     from airflow.utils.session import create_session
 
