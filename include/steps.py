@@ -55,16 +55,13 @@ def step_summary(value: Any, per_group: int = 8) -> str:
                 groups: dict[str, list[str]] = {}
                 for r in rows:
                     groups.setdefault(str(r.get(field)), []).append(str(r["symbol"]))
-                parts.append(f"{key} {len(rows)}: " + " | ".join(
-                    f"{k} {', '.join(v[:per_group])}" + (f" +{len(v) - per_group}" if len(v) > per_group else "")
-                    for k, v in groups.items()))
+                parts.append(f"{key} {len(rows)}: " + " | ".join(f"{k} {_names(v, per_group)}"
+                                                                 for k, v in groups.items()))
                 continue
         if isinstance(item, dict) and 0 < len(item) <= 6 and all(isinstance(v, int | float) for v in item.values()):
             parts.append(f"{key} {item}")  # a few counts or amounts: shown
         elif isinstance(item, dict) and item and all(isinstance(k, str) for k in item):  # by symbol: named
-            names = list(item)
-            parts.append(f"{key} {len(names)}: {', '.join(names[:per_group])}"
-                         + (f" +{len(names) - per_group}" if len(names) > per_group else ""))
+            parts.append(f"{key} {len(item)}: {_names(list(item), per_group)}")
         elif isinstance(item, dict | list | tuple):
             parts.append(f"{key} {len(item)}")
         elif isinstance(item, float):
@@ -72,6 +69,11 @@ def step_summary(value: Any, per_group: int = 8) -> str:
         else:
             parts.append(f"{key} {item!r}"[:80])
     return "; ".join(parts)
+
+
+def _names(names: list[str], most: int) -> str:
+    """``A, B, C +N``: the first ``most`` names, then how many more."""
+    return ", ".join(names[:most]) + (f" +{len(names) - most}" if len(names) > most else "")
 
 
 def step_task(**kwargs: Any) -> Any:

@@ -281,3 +281,12 @@ def run_dag(dagbag: object):
         return str(getattr(dr.state, "value", dr.state)), states
 
     return _run
+
+
+def rendered_task_ids(dag_id: str, run_id: str) -> set[str]:
+    """The tasks of a run that have a rendered-fields row in the Airflow metadata DB (what they uploaded)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {r.task_id for r in session.query(Rendered).filter_by(dag_id=dag_id, run_id=run_id)}

@@ -8,6 +8,7 @@ import pytest
 
 from include.ibkr.client import IBKRClient
 from include.marketdata.calendar import MarketCalendar
+from tests.conftest import rendered_task_ids
 
 pytestmark = pytest.mark.airflow
 DAG_ID = "ibkr_ingest_daily_bars"
@@ -31,11 +32,7 @@ def test_loads_exchange_sessions_exactly_as_the_gateway_reports_them(run_dag, st
     assert tasks["fetch_bars[TSLA]"] == tasks["fetch_bars[NVDA]"] == tasks["load_bars"] == "success"
     # load_bars takes one summary per symbol: not stored again as its rendered fields, and its log has one line of
     # what it loaded, not its whole output (step_task; for 500 symbols that was a ~40 KB line)
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rendered = {r.task_id for r in session.query(Rendered).filter_by(dag_id=DAG_ID, run_id=run_dag.last_run_id)}
+    rendered = rendered_task_ids(DAG_ID, run_dag.last_run_id)
     assert "resolve_symbols" in rendered and "load_bars" not in rendered, rendered
     log = _output(capfd)
     assert any(f"returned loaded 2: {pair}; failed 0" in log for pair in ("TSLA, NVDA", "NVDA, TSLA")), log[-3000:]

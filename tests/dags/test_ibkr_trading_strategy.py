@@ -9,6 +9,7 @@ import httpx
 import psycopg2
 import pytest
 
+from tests.conftest import rendered_task_ids
 from tests.dags.bars import steady_decline
 
 pytestmark = pytest.mark.airflow
@@ -111,11 +112,7 @@ def test_dry_run_records_simulated_intents_and_vetoes_bad_data(run_dag, market, 
 
     # the steps get earlier steps' outputs as arguments (issue #14, P8): pulled from XCom, not stored again as the
     # tasks' rendered fields (the market-hours sensor's template still is)
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rendered = {r.task_id for r in session.query(Rendered).filter_by(dag_id=DAG_ID, run_id=run_id)}
+    rendered = rendered_task_ids(DAG_ID, run_id)
     assert "market_open" in rendered and not rendered & {"generate_signals", "assess_risk", "place_orders",
                                                          "render_charts", "read_features"}, rendered
 
